@@ -1,0 +1,172 @@
+"""Settings for the RIS, read from the environment (django-environ).
+
+The embedded default (no environment at all) is a laptop set-up: SQLite in var/, tasks run in-process.
+A department sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis) and the production variables
+listed in .env.example. With DJANGO_DEBUG off, SECRET_KEY and ALLOWED_HOSTS have no defaults: the app
+refuses to start without them rather than run with a guessable key.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+env_file = BASE_DIR / ".env"
+if env_file.exists():
+    env.read_env(str(env_file))
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+if DEBUG:
+    SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production")
+    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+else:
+    try:
+        SECRET_KEY = env("DJANGO_SECRET_KEY")
+        ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(
+            f"{exc}. Production (DJANGO_DEBUG off) needs DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS; "
+            "see .env.example. For a local trial use `make run`."
+        ) from None
+    if len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long.")
+
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "scheduling",
+    "worklist_export",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every page is behind login; the few public ones are listed with @login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "ris.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "ris.wsgi.application"
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ris.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Bookings lock rows; SQLite serialises writers. Wait for the lock instead of failing at once,
+    # and take the write lock at BEGIN so two bookings never interleave their overlap checks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "scheduling:schedule"
+LOGOUT_REDIRECT_URL = "login"
+
+# Internationalisation: the clinic's time zone is a setting; every datetime is aware.
+LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("th", "ไทย")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", default="Asia/Bangkok")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# --- Scheduling -------------------------------------------------------------------------------
+# Accession numbers are <prefix><YYMMDD><5-digit daily sequence>; the prefix keeps them unique
+# across sites that share a PACS. At most 3 characters so the SPS ID (<accession>S1) fits in SH (16).
+RIS_ACCESSION_PREFIX = env("RIS_ACCESSION_PREFIX", default="")
+# Organisation root for StudyInstanceUIDs (e.g. "1.2.826.0.1.3680043.10.1234"); empty gives 2.25.<uuid>.
+RIS_UID_ROOT = env("RIS_UID_ROOT", default="")
+RIS_ISSUER_OF_PATIENT_ID = env("RIS_ISSUER_OF_PATIENT_ID", default="RIS")
+# Granularity of the free slots offered at booking, in minutes.
+RIS_SLOT_MINUTES = env.int("RIS_SLOT_MINUTES", default=15)
+
+# --- Worklist export ----------------------------------------------------------------------------
+WORKLIST_DIR = env("WORKLIST_DIR", default=str(VAR_DIR / "worklists"))
+# "orthanc": one flat folder; "wlmscpfs": <WORKLIST_DIR>/<CALLED AE>/*.wl plus lockfile.
+WORKLIST_LAYOUT = env("WORKLIST_LAYOUT", default="orthanc")
+# The AE title modalities call the worklist server by (wlmscpfs layout); a room may override it.
+WORKLIST_CALLED_AE = env("WORKLIST_CALLED_AE", default="WORKLIST")
+# Reconciliation keeps orders whose start lies within this many days back and ahead.
+WORKLIST_WINDOW_DAYS_BACK = env.int("WORKLIST_WINDOW_DAYS_BACK", default=1)
+WORKLIST_WINDOW_DAYS_AHEAD = env.int("WORKLIST_WINDOW_DAYS_AHEAD", default=30)
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL or None)
+# No broker configured (the embedded default): tasks run in-process, right after commit.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+WORKLIST_RECONCILE_SECONDS = env.int("WORKLIST_RECONCILE_SECONDS", default=300)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,16 @@
+"""Settings for the fast test tier: SQLite, in-process tasks, a quick password hasher, a temp worklist folder."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_DEBUG", "1")
+
+from .settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if "DATABASE_URL" not in os.environ:
+    DATABASES["default"]["NAME"] = os.path.join(tempfile.gettempdir(), "ris-test.sqlite3")  # noqa: F405
+CELERY_BROKER_URL = ""
+CELERY_TASK_ALWAYS_EAGER = True
+WORKLIST_DIR = tempfile.mkdtemp(prefix="ris-worklists-")
+LANGUAGE_CODE = "en"

@@ -1,0 +1,376 @@
+"""Patients, the procedure catalog, rooms (scheduled stations) and orders.
+
+Field lengths follow the DICOM value representations the values end up in (see MWL-NOTES section 2):
+SH 16, LO 64, PN 64 per component group, CS 16, AE 16. Validating here means a clerk sees the problem
+at the field, not a modality that silently drops the worklist item.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import validators
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", _("Female")
+    MALE = "M", _("Male")
+    OTHER = "O", _("Other")
+
+
+class PregnancyStatus(models.TextChoices):
+    # DICOM (0010,21C0) Pregnancy Status, US: 1 not pregnant, 2 possibly, 3 definitely, 4 unknown.
+    NOT_PREGNANT = "1", _("Not pregnant")
+    POSSIBLY_PREGNANT = "2", _("Possibly pregnant")
+    DEFINITELY_PREGNANT = "3", _("Definitely pregnant")
+    UNKNOWN = "4", _("Unknown")
+
+
+class Modality(models.TextChoices):
+    CT = "CT", _("CT")
+    MR = "MR", _("MR")
+    US = "US", _("Ultrasound")
+    DX = "DX", _("Digital radiography")
+    CR = "CR", _("Computed radiography")
+    MG = "MG", _("Mammography")
+    RF = "RF", _("Fluoroscopy")
+    XA = "XA", _("Angiography")
+    NM = "NM", _("Nuclear medicine")
+    PT = "PT", _("PET")
+
+
+class CharacterSet(models.TextChoices):
+    UTF8 = "ISO_IR 192", _("Unicode UTF-8 (ISO_IR 192)")
+    LATIN1 = "ISO_IR 100", _("Latin-1 (ISO_IR 100)")
+    THAI = "ISO_IR 166", _("Thai TIS-620 (ISO_IR 166)")
+
+
+class Patient(models.Model):
+    mrn = models.CharField(_("patient ID (MRN)"), max_length=64, validators=[validators.validate_lo_text])
+    issuer = models.CharField(
+        _("issuer of patient ID"),
+        max_length=64,
+        default=validators.default_issuer,
+        validators=[validators.validate_lo_text],
+    )
+    family_name = models.CharField(
+        _("family name"), max_length=64, validators=[validators.validate_name_part]
+    )
+    given_name = models.CharField(
+        _("given name"), max_length=64, blank=True, validators=[validators.validate_name_part]
+    )
+    middle_name = models.CharField(
+        _("middle name"), max_length=64, blank=True, validators=[validators.validate_name_part]
+    )
+    name_prefix = models.CharField(
+        _("prefix"), max_length=64, blank=True, validators=[validators.validate_name_part]
+    )
+    name_suffix = models.CharField(
+        _("suffix"), max_length=64, blank=True, validators=[validators.validate_name_part]
+    )
+    # For stations that only take Latin-1 (ISO_IR 100): a Thai name cannot be written there.
+    romanized_family_name = models.CharField(
+        _("romanised family name"),
+        max_length=64,
+        blank=True,
+        validators=[validators.validate_name_part, validators.validate_latin1],
+    )
+    romanized_given_name = models.CharField(
+        _("romanised given name"),
+        max_length=64,
+        blank=True,
+        validators=[validators.validate_name_part, validators.validate_latin1],
+    )
+    romanized_middle_name = models.CharField(
+        _("romanised middle name"),
+        max_length=64,
+        blank=True,
+        validators=[validators.validate_name_part, validators.validate_latin1],
+    )
+    birth_date = models.DateField(_("birth date"), validators=[validators.validate_birth_date])
+    sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    address = models.TextField(_("address"), blank=True)
+    weight_kg = models.DecimalField(
+        _("weight (kg)"),
+        max_digits=5,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[validators.validate_weight],
+    )
+    allergies = models.CharField(
+        _("allergies"), max_length=64, blank=True, validators=[validators.validate_lo_text]
+    )
+    medical_alerts = models.CharField(
+        _("medical alerts"), max_length=64, blank=True, validators=[validators.validate_lo_text]
+    )
+    pregnancy_status = models.CharField(
+        _("pregnancy status"), max_length=1, choices=PregnancyStatus.choices, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
+        constraints = [
+            # An MRN identifies a patient only together with the authority that issued it.
+            models.UniqueConstraint(fields=["issuer", "mrn"], name="patient_mrn_unique_per_issuer"),
+        ]
+        indexes = [
+            models.Index(fields=["family_name", "given_name"]),
+            models.Index(fields=["birth_date"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.mrn})"
+
+    @property
+    def display_name(self) -> str:
+        parts = [self.name_prefix, self.given_name, self.middle_name, self.family_name, self.name_suffix]
+        return " ".join(p for p in parts if p)
+
+    @property
+    def romanized_display_name(self) -> str:
+        parts = [self.romanized_given_name, self.romanized_middle_name, self.romanized_family_name]
+        return " ".join(p for p in parts if p)
+
+    @property
+    def has_romanized_name(self) -> bool:
+        return bool(self.romanized_family_name)
+
+    def get_absolute_url(self) -> str:
+        return reverse("scheduling:patient_detail", args=[self.pk])
+
+
+class Procedure(models.Model):
+    code_value = models.CharField(_("code value"), max_length=16, validators=[validators.validate_sh_text])
+    coding_scheme = models.CharField(
+        _("coding scheme designator"),
+        max_length=16,
+        default="RIS",
+        validators=[validators.validate_sh_text],
+    )
+    code_meaning = models.CharField(
+        _("code meaning"), max_length=64, validators=[validators.validate_lo_text]
+    )
+    modality = models.CharField(_("modality"), max_length=16, choices=Modality.choices)
+    default_duration = models.PositiveIntegerField(
+        _("default duration (minutes)"), default=15, validators=[validators.validate_duration]
+    )
+    body_part = models.CharField(
+        _("body part"), max_length=16, blank=True, validators=[validators.validate_cs]
+    )
+    preparation = models.TextField(_("patient preparation"), blank=True)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["modality", "code_meaning"]
+        verbose_name = _("procedure")
+        verbose_name_plural = _("procedures")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["coding_scheme", "code_value"], name="procedure_code_unique_per_scheme"
+            ),
+            models.CheckConstraint(condition=Q(default_duration__gt=0), name="procedure_duration_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.modality} {self.code_meaning} ({self.code_value})"
+
+
+class Room(models.Model):
+    """A room with one scanner: the DICOM scheduled station its worklist items are addressed to."""
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    modality = models.CharField(_("modality"), max_length=16, choices=Modality.choices)
+    ae_title = models.CharField(
+        _("station AE title"),
+        max_length=16,
+        unique=True,
+        validators=[validators.validate_ae_title],
+        help_text=_("At most 16 characters: A-Z, 0-9, space and - : @ _"),
+    )
+    station_name = models.CharField(
+        _("station name"), max_length=16, blank=True, validators=[validators.validate_sh_text]
+    )
+    location = models.CharField(
+        _("location"), max_length=16, blank=True, validators=[validators.validate_sh_text]
+    )
+    worklist_charset = models.CharField(
+        _("worklist character set"),
+        max_length=16,
+        choices=CharacterSet.choices,
+        default=CharacterSet.UTF8,
+    )
+    called_ae_title = models.CharField(
+        _("worklist server called AE title"),
+        max_length=16,
+        blank=True,
+        validators=[validators.validate_ae_title],
+        help_text=_("Leave empty to use the site's worklist AE title (wlmscpfs layout only)."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("room")
+        verbose_name_plural = _("rooms")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.modality})"
+
+    def hours_for(self, weekday: int) -> "OpeningHours | None":
+        for hours in self.opening_hours.all():
+            if hours.weekday == weekday:
+                return hours
+        return None
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class OpeningHours(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
+    opens = models.TimeField(_("opens"))
+    closes = models.TimeField(_("closes"))
+
+    class Meta:
+        ordering = ["room", "weekday"]
+        verbose_name = _("opening hours")
+        verbose_name_plural = _("opening hours")
+        constraints = [
+            models.UniqueConstraint(fields=["room", "weekday"], name="opening_hours_one_per_weekday"),
+            models.CheckConstraint(
+                condition=Q(opens__lt=models.F("closes")), name="opening_hours_opens_before_closes"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class Priority(models.TextChoices):
+    STAT = "STAT", _("STAT")
+    HIGH = "HIGH", _("High")
+    ROUTINE = "ROUTINE", _("Routine")
+    MEDIUM = "MEDIUM", _("Medium")
+    LOW = "LOW", _("Low")
+
+
+class OrderStatus(models.TextChoices):
+    SCHEDULED = "SCHEDULED", _("Scheduled")
+    ARRIVED = "ARRIVED", _("Arrived")
+    IN_PROGRESS = "IN_PROGRESS", _("In progress")
+    COMPLETED = "COMPLETED", _("Completed")
+    CANCELLED = "CANCELLED", _("Cancelled")
+
+
+# The statuses in which an order belongs on a scanner's worklist.
+ACTIVE_STATUSES = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED, OrderStatus.IN_PROGRESS)
+
+
+class AccessionCounter(models.Model):
+    """One row per day; incremented under a row lock so concurrent bookings never share a number."""
+
+    day = models.DateField(unique=True)
+    last_value = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.last_value}"
+
+
+class Order(models.Model):
+    """One requested procedure with its one scheduled procedure step."""
+
+    accession_number = models.CharField(_("accession number"), max_length=16, editable=False)
+    requested_procedure_id = models.CharField(_("requested procedure ID"), max_length=16, editable=False)
+    sps_id = models.CharField(_("scheduled procedure step ID"), max_length=16, editable=False)
+    study_instance_uid = models.CharField(_("study instance UID"), max_length=64, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="orders")
+    procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="orders")
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="orders")
+    scheduled_start = models.DateTimeField(_("scheduled start"))
+    duration_minutes = models.PositiveIntegerField(
+        _("duration (minutes)"), validators=[validators.validate_duration]
+    )
+    # Stored rather than computed so PostgreSQL can index [start, end) in the exclusion constraint
+    # that guards against double booking; always start + duration, set by the services.
+    scheduled_end = models.DateTimeField(_("scheduled end"), editable=False)
+    priority = models.CharField(
+        _("priority"), max_length=16, choices=Priority.choices, default=Priority.ROUTINE
+    )
+    referring_physician = models.CharField(
+        _("referring physician"), max_length=64, blank=True, validators=[validators.validate_name_part]
+    )
+    requesting_physician = models.CharField(
+        _("requesting physician"), max_length=64, blank=True, validators=[validators.validate_name_part]
+    )
+    reason = models.CharField(
+        _("reason for exam"), max_length=64, blank=True, validators=[validators.validate_lo_text]
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=OrderStatus.choices, default=OrderStatus.SCHEDULED
+    )
+    cancel_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="booked_orders",
+        verbose_name=_("booked by"),
+    )
+    booked_at = models.DateTimeField(_("booked at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scheduled_start"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        constraints = [
+            models.UniqueConstraint(fields=["accession_number"], name="order_accession_unique"),
+            models.UniqueConstraint(fields=["study_instance_uid"], name="order_study_uid_unique"),
+            models.CheckConstraint(
+                condition=Q(scheduled_end__gt=models.F("scheduled_start")),
+                name="order_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=OrderStatus.CANCELLED) | ~Q(cancel_reason=""),
+                name="order_cancel_has_reason",
+            ),
+            # Room overlap is also excluded by a PostgreSQL exclusion constraint added in a migration
+            # (order_room_no_overlap); SQLite relies on the locked check in services.order_book.
+        ]
+        indexes = [
+            models.Index(fields=["room", "scheduled_start"]),
+            models.Index(fields=["status", "scheduled_start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.accession_number} {self.procedure.code_meaning}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("scheduling:order_detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)

@@ -1,0 +1,93 @@
+"""Field validators that keep every value legal for the DICOM attribute it is written to.
+
+The limits are those of PS3.5 Table 6.2-1 (see MWL-NOTES section 2). A value rejected here is one a
+modality would have dropped or garbled, so the message says what to type instead.
+"""
+
+import re
+import unicodedata
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+AE_TITLE_RE = re.compile(r"^[A-Z0-9 \-:@_]{1,16}$")
+CS_RE = re.compile(r"^[A-Z0-9 _]{0,16}$")
+
+
+def default_issuer() -> str:
+    return settings.RIS_ISSUER_OF_PATIENT_ID
+
+
+def _reject_control_characters(value: str) -> None:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError(
+            _("Remove control characters (tabs, line breaks) from this field."), code="control"
+        )
+
+
+def validate_lo_text(value: str) -> None:
+    """LO/SH-like single-line text: no control characters and no backslash (the DICOM value separator)."""
+    _reject_control_characters(value)
+    if "\\" in value:
+        raise ValidationError(_("The backslash character (\\) is not allowed here."), code="backslash")
+
+
+validate_sh_text = validate_lo_text
+
+
+def validate_name_part(value: str) -> None:
+    """One component of a person name: ^ and = separate components and groups in DICOM PN."""
+    validate_lo_text(value)
+    bad = sorted({ch for ch in value if ch in "^="})
+    if bad:
+        raise ValidationError(
+            _("The characters %(chars)s are not allowed in a name."),
+            code="pn_delimiter",
+            params={"chars": " ".join(bad)},
+        )
+
+
+def validate_latin1(value: str) -> None:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            _("Use Latin letters only (this name goes to stations that cannot show other scripts)."),
+            code="latin1",
+        ) from None
+
+
+def validate_cs(value: str) -> None:
+    if not CS_RE.match(value):
+        raise ValidationError(
+            _("Use at most 16 upper-case letters A-Z, digits, spaces or underscores."), code="cs"
+        )
+
+
+def validate_ae_title(value: str) -> None:
+    if not AE_TITLE_RE.match(value) or not value.strip():
+        raise ValidationError(
+            _("An AE title is 1 to 16 characters of A-Z, 0-9, space and - : @ _ (upper case)."),
+            code="ae_title",
+        )
+
+
+def validate_birth_date(value: date) -> None:
+    if value > timezone.localdate():
+        raise ValidationError(_("The birth date cannot be in the future."), code="future")
+    if value.year < 1880:
+        raise ValidationError(_("Check the birth date: it is before 1880."), code="too_old")
+
+
+def validate_weight(value: Decimal) -> None:
+    if value is not None and not (Decimal("0.1") <= value <= Decimal("500")):
+        raise ValidationError(_("Weight must be between 0.1 and 500 kg."), code="weight")
+
+
+def validate_duration(value: int) -> None:
+    if not (1 <= value <= 720):
+        raise ValidationError(_("Duration must be between 1 and 720 minutes."), code="duration")

@@ -1,0 +1,68 @@
+"""factory_boy factories for the test suite: realistic rooms open every day, Thai and Latin names."""
+
+from datetime import date, time
+
+import factory
+from django.contrib.auth import get_user_model
+
+from scheduling.models import OpeningHours, Patient, Procedure, Room
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"clerk{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    mrn = factory.Sequence(lambda n: f"HN{n:06d}")
+    issuer = "RIS"
+    family_name = "Jaidee"
+    given_name = factory.Sequence(lambda n: f"Somchai{n}")
+    birth_date = date(1980, 5, 17)
+    sex = "M"
+
+
+class ThaiPatientFactory(PatientFactory):
+    family_name = "ใจดี"
+    given_name = "สมชาย"
+    romanized_family_name = "Jaidee"
+    romanized_given_name = "Somchai"
+
+
+class RoomFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Room
+
+    name = factory.Sequence(lambda n: f"CT room {n}")
+    modality = "CT"
+    ae_title = factory.Sequence(lambda n: f"CT{n:02d}")
+    station_name = factory.Sequence(lambda n: f"CTSTATION{n}")
+    location = "Building A"
+
+    @factory.post_generation
+    def hours(self, create, extracted, **kwargs):
+        """Open 08:00-17:00 every day unless `hours=[(weekday, opens, closes), ...]` is given."""
+        if not create:
+            return
+        spans = extracted if extracted is not None else [(d, time(8), time(17)) for d in range(7)]
+        for weekday, opens, closes in spans:
+            OpeningHours.objects.create(room=self, weekday=weekday, opens=opens, closes=closes)
+
+
+class ProcedureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Procedure
+
+    code_value = factory.Sequence(lambda n: f"CT{n:04d}")
+    coding_scheme = "RIS"
+    code_meaning = factory.Sequence(lambda n: f"CT Brain without contrast {n}")
+    modality = "CT"
+    default_duration = 30
+    body_part = "HEAD"
