@@ -14,7 +14,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"clerk{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+    password = factory.django.Password("pw-for-tests-1")
 
 
 class PatientFactory(factory.django.DjangoModelFactory):
@@ -39,6 +39,7 @@ class ThaiPatientFactory(PatientFactory):
 class RoomFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Room
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"CT room {n}")
     modality = "CT"

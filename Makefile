@@ -1,0 +1,52 @@
+# The few commands a person needs. `make run` on a fresh clone sets everything up and serves the app.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export DJANGO_DEBUG ?= 1
+
+.PHONY: run test test-fast install migrate seed lint format messages bench clean
+
+$(BIN)/activate: requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+messages: install
+	$(BIN)/python manage.py compilemessages --ignore=.venv >/dev/null
+
+migrate: install
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate messages
+	@if [ ! -f var/.seeded ]; then $(BIN)/python manage.py seed_demo && touch var/.seeded; fi
+	@echo ""
+	@echo "  RIS front desk: http://$(HOST):$(PORT)/   (log in as frontdesk or admin, password demo-pass-2026)"
+	@echo "  Worklist folder: $${WORKLIST_DIR:-var/worklists}"
+	@echo ""
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install messages
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not interop and not realstack and not e2e"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
