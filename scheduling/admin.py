@@ -1,2 +1,257 @@
+"""Admin for the catalog, rooms, patients and orders.
 
-# Register your models here.
+Orders and patients are written through the services, as from the front desk: an admin edit that
+double-books a room is refused at the field and saves nothing, and every change reaches the worklist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from . import services
+from .forms import PATIENT_FIELDS, PatientForm, add_service_error
+from .models import AccessionCounter, OpeningHours, Order, Patient, Procedure, Room
+
+ORDER_IDENTIFIERS = (
+    "accession_number",
+    "requested_procedure_id",
+    "sps_id",
+    "study_instance_uid",
+    "scheduled_end",
+    "booked_by",
+    "booked_at",
+)
+SCHEDULE_FIELDS = ("scheduled_start", "room", "duration_minutes")
+BOOKING_FIELDS = (
+    "patient",
+    "procedure",
+    "room",
+    "scheduled_start",
+    "duration_minutes",
+    "priority",
+    "referring_physician",
+    "requesting_physician",
+    "reason",
+    "notes",
+)
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    list_display = (
+        "mrn",
+        "issuer",
+        "family_name",
+        "given_name",
+        "romanized_family_name",
+        "birth_date",
+        "sex",
+    )
+    list_filter = ("issuer", "sex")
+    search_fields = (
+        "mrn",
+        "family_name",
+        "given_name",
+        "romanized_family_name",
+        "romanized_given_name",
+        "phone",
+    )
+    date_hierarchy = "birth_date"
+    form = PatientForm  # says "MRN already registered" at the field
+    fields = (*PATIENT_FIELDS, "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Patient, form: forms.ModelForm, change: bool) -> None:
+        # The form has already checked every field and the MRN; the admin knows what it is registering.
+        values = {name: getattr(obj, name) for name in PATIENT_FIELDS}
+        if change:
+            services.patient_update(patient=obj, **values)
+        else:
+            obj.pk = services.patient_register(confirm_duplicate=True, **values).pk
+
+
+@admin.register(Procedure)
+class ProcedureAdmin(admin.ModelAdmin):
+    list_display = ("code_meaning", "code_value", "coding_scheme", "modality", "default_duration", "active")
+    list_filter = ("modality", "active", "coding_scheme")
+    search_fields = ("code_value", "code_meaning", "body_part")
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    extra = 0
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("name", "modality", "ae_title", "station_name", "location", "worklist_charset", "active")
+    list_filter = ("modality", "active", "worklist_charset")
+    search_fields = ("name", "ae_title", "station_name", "location")
+    inlines = [OpeningHoursInline]
+
+
+class OrderAdminForm(forms.ModelForm):
+    """Writes through the order services during validation, so a refusal becomes a form error.
+
+    The admin wraps the whole request in a transaction; the services run inside a savepoint of their
+    own here, which is rolled back when one of several changes is refused.
+    """
+
+    confirm_patient_overlap = forms.BooleanField(
+        label=_("Book anyway if the patient has an overlapping exam"), required=False
+    )
+    user = None  # set per request by OrderAdmin.get_form
+
+    class Meta:
+        model = Order
+        fields = (*BOOKING_FIELDS, "status", "cancel_reason")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None and "duration_minutes" in self.fields:
+            self.fields["duration_minutes"].required = False
+            self.fields["duration_minutes"].help_text = _("Empty: the procedure's default duration.")
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # Status changes are checked by order_transition, whose message ("Give a reason for the
+        # cancellation.") beats the model's generic "Constraint ... is violated".
+        return {*super()._get_validation_exclusions(), "status"}
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self._errors:
+            return
+        try:
+            with transaction.atomic():
+                self.instance = self._write() if self.instance.pk else self._book()
+        except ValidationError:
+            pass  # already on the form; the savepoint rollback undid any earlier step
+
+    def _call(self, service, field_map: dict[str, str], **kwargs: Any) -> Order:
+        try:
+            return service(user=self.user, **kwargs)
+        except ValidationError as error:
+            add_service_error(self, error, field_map)
+            raise
+
+    def _book(self) -> Order:
+        data = self.cleaned_data
+        return self._call(
+            services.order_book,
+            {"start": "scheduled_start"},
+            start=data["scheduled_start"],
+            **{
+                name: data[name]
+                for name in (
+                    "patient",
+                    "procedure",
+                    "room",
+                    "duration_minutes",
+                    "confirm_patient_overlap",
+                    *services.ORDER_DETAIL_FIELDS,
+                )
+            },
+        )
+
+    def _write(self) -> Order:
+        data, changed = self.cleaned_data, set(self.changed_data)
+        order = Order.objects.get(pk=self.instance.pk)
+        if changed & set(SCHEDULE_FIELDS):
+            order = self._call(
+                services.order_reschedule,
+                {"start": "scheduled_start"},
+                order=order,
+                start=data["scheduled_start"],
+                room=data["room"],
+                duration_minutes=data["duration_minutes"],
+                confirm_patient_overlap=data["confirm_patient_overlap"],
+            )
+        details = {name: data[name] for name in services.ORDER_DETAIL_FIELDS if name in changed}
+        if details:
+            order = self._call(services.order_update_details, {}, order=order, **details)
+        if "status" in changed:
+            order = self._call(
+                services.order_transition,
+                {"reason": "cancel_reason"},
+                order=order,
+                to=data["status"],
+                reason=data.get("cancel_reason", ""),
+            )
+        return order
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    form = OrderAdminForm
+    list_display = (
+        "accession_number",
+        "scheduled_start",
+        "patient",
+        "procedure",
+        "room",
+        "priority",
+        "status",
+    )
+    list_filter = ("status", "priority", "procedure__modality", "room")
+    search_fields = (
+        "accession_number",
+        "study_instance_uid",
+        "patient__mrn",
+        "patient__family_name",
+        "patient__given_name",
+        "patient__romanized_family_name",
+    )
+    date_hierarchy = "scheduled_start"
+    list_select_related = ("patient", "procedure", "room")
+    raw_id_fields = ("patient",)
+    readonly_fields = ORDER_IDENTIFIERS
+
+    def get_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
+        booking = [*BOOKING_FIELDS, "confirm_patient_overlap"]
+        if obj is None:
+            return booking
+        return [*booking, "status", "cancel_reason", *ORDER_IDENTIFIERS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple[str, ...]:
+        # No service moves an order to another patient or procedure: cancel and book again instead.
+        if obj is None:
+            return ()
+        return (*ORDER_IDENTIFIERS, "patient", "procedure")
+
+    def get_form(self, request: HttpRequest, obj: Order | None = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+    def save_model(self, request: HttpRequest, obj: Order, form: forms.ModelForm, change: bool) -> None:
+        # OrderAdminForm has already written the order through the services.
+        pass
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        # Orders are cancelled, never deleted: the worklist and the audit trail must see it.
+        return False
+
+
+@admin.register(AccessionCounter)
+class AccessionCounterAdmin(admin.ModelAdmin):
+    """Shown for reference only: editing a counter by hand could hand out an accession number twice."""
+
+    list_display = ("day", "last_value")
+    list_filter = ("day",)
+    search_fields = ("day",)
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AccessionCounter | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AccessionCounter | None = None) -> bool:
+        return False

@@ -1,2 +1,317 @@
+"""Front-desk pages. Each view loads, validates with a form, calls a service and redirects after POST."""
 
-# Create your views here.
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors, services
+from .forms import (
+    BOOKING_ERROR_FIELDS,
+    BookingForm,
+    CancelForm,
+    OrderDetailsForm,
+    OrderFilterForm,
+    PatientForm,
+    PatientSearchForm,
+    RescheduleForm,
+    SlotQueryForm,
+    add_service_error,
+    ask_confirmation,
+)
+from .models import Order, Patient
+
+ORDERS_PER_PAGE = 25
+PATIENTS_PER_PAGE = 25
+
+
+def _order_for_page(pk: int) -> Order:
+    return get_object_or_404(Order.objects.select_related("patient", "procedure", "room", "booked_by"), pk=pk)
+
+
+def _error_messages(request: HttpRequest, form) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+
+@require_GET
+def schedule(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    day = today
+    if raw := request.GET.get("date"):
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            messages.warning(
+                request, _("“%(value)s” is not a date (YYYY-MM-DD); showing today.") % {"value": raw}
+            )
+    rooms = [
+        {"room": room, "hours": room.hours_for(day.weekday()), "orders": orders}
+        for room, orders in selectors.schedule_for_day(day=day)
+    ]
+    context = {
+        "day": day,
+        "today": today,
+        "previous_day": day - timedelta(days=1),
+        "next_day": day + timedelta(days=1),
+        "rooms": rooms,
+    }
+    return render(request, "scheduling/schedule.html", context)
+
+
+# --- patients -----------------------------------------------------------------------------------
+
+
+@require_GET
+def patient_list(request: HttpRequest) -> HttpResponse:
+    form = PatientSearchForm(request.GET)
+    if not form.is_valid():
+        _error_messages(request, form)
+    patients = selectors.patient_search(
+        query=form.cleaned_data.get("q", ""), birth_date=form.cleaned_data.get("birth_date")
+    )
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "scheduling/patient_list.html", {"form": form, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def patient_create(request: HttpRequest) -> HttpResponse:
+    form = PatientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_register(
+                confirm_duplicate=form.cleaned_data["confirm_duplicate"], **form.patient_fields()
+            )
+        except services.DuplicatePatientWarning as warning:
+            ask_confirmation(form, "confirm_duplicate", warning)
+        except ValidationError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, _("Registered %(patient)s.") % {"patient": patient})
+            return redirect(patient)
+    return render(request, "scheduling/patient_form.html", {"form": form})
+
+
+@require_GET
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = get_object_or_404(Patient, pk=pk)
+    orders = patient.orders.select_related("procedure", "room").order_by("-scheduled_start")
+    return render(request, "scheduling/patient_detail.html", {"patient": patient, "orders": orders})
+
+
+@require_http_methods(["GET", "POST"])
+def patient_update(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = get_object_or_404(Patient, pk=pk)
+    form = PatientForm(request.POST or None, instance=patient)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_update(patient=patient, **form.patient_fields())
+        except ValidationError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, _("Saved %(patient)s.") % {"patient": patient})
+            return redirect(patient)
+    return render(request, "scheduling/patient_form.html", {"form": form, "patient": patient})
+
+
+# --- booking ------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def order_create(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = BookingForm(request.POST)
+        if form.is_valid():
+            try:
+                order = services.order_book(user=request.user, **form.booking_fields())
+            except services.PatientOverlapWarning as warning:
+                ask_confirmation(form, "confirm_patient_overlap", warning)
+            except ValidationError as error:
+                add_service_error(form, error, BOOKING_ERROR_FIELDS)
+            else:
+                messages.success(
+                    request,
+                    _("Booked %(procedure)s for %(patient)s at %(start)s. Accession number %(accession)s.")
+                    % {
+                        "procedure": order.procedure.code_meaning,
+                        "patient": order.patient.display_name,
+                        "start": f"{timezone.localtime(order.scheduled_start):%Y-%m-%d %H:%M}",
+                        "accession": order.accession_number,
+                    },
+                )
+                return redirect(order)
+    else:
+        # A GET with the current values re-offers the free slots: the no-JavaScript way to refresh them.
+        initial = {"date": timezone.localdate(), **request.GET.dict()}
+        form = BookingForm(initial=initial)
+    return render(request, "scheduling/order_form.html", {"form": form, "patient": form.chosen_patient})
+
+
+@require_GET
+def slots(request: HttpRequest) -> JsonResponse:
+    """Free start times (HH:MM) for ?room=&date=&procedure= (and &order= when rescheduling it)."""
+    form = SlotQueryForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"slots": [], "errors": form.errors}, status=400)
+    order = form.cleaned_data["order"]
+    free = selectors.room_free_slots(
+        room=form.cleaned_data["room"],
+        day=form.cleaned_data["date"],
+        duration_minutes=order.duration_minutes if order else form.cleaned_data["procedure"].default_duration,
+        exclude=order,
+    )
+    return JsonResponse({"slots": [f"{timezone.localtime(s):%H:%M}" for s in free]})
+
+
+# --- orders -------------------------------------------------------------------------------------
+
+
+def _render_order(request: HttpRequest, order: Order, cancel_form: CancelForm | None = None) -> HttpResponse:
+    allowed = services.TRANSITIONS[order.status]
+    context = {
+        "order": order,
+        "cancel_form": cancel_form or CancelForm(),
+        "can_arrive": services.OrderStatus.ARRIVED in allowed,
+        "can_start": services.OrderStatus.IN_PROGRESS in allowed,
+        "can_complete": services.OrderStatus.COMPLETED in allowed,
+        "can_cancel": services.OrderStatus.CANCELLED in allowed,
+        "can_reschedule": order.status in services.RESCHEDULABLE,
+        "can_edit": order.status in services.EDITABLE,
+    }
+    return render(request, "scheduling/order_detail.html", context)
+
+
+@require_GET
+def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_order(request, _order_for_page(pk))
+
+
+def _order_step(request: HttpRequest, pk: int, service: Callable[..., Order], done: str) -> HttpResponse:
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        order = service(order=order, user=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, done % {"accession": order.accession_number})
+    return redirect(order)
+
+
+@require_POST
+def order_arrive(request: HttpRequest, pk: int) -> HttpResponse:
+    return _order_step(request, pk, services.order_arrive, _("Order %(accession)s: patient arrived."))
+
+
+@require_POST
+def order_start(request: HttpRequest, pk: int) -> HttpResponse:
+    return _order_step(request, pk, services.order_start, _("Order %(accession)s: exam started."))
+
+
+@require_POST
+def order_complete(request: HttpRequest, pk: int) -> HttpResponse:
+    return _order_step(request, pk, services.order_complete, _("Order %(accession)s: exam completed."))
+
+
+@require_POST
+def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    order = _order_for_page(pk)
+    form = CancelForm(request.POST)
+    if form.is_valid():
+        try:
+            order = services.order_cancel(order=order, reason=form.cleaned_data["reason"], user=request.user)
+        except ValidationError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(
+                request, _("Order %(accession)s cancelled.") % {"accession": order.accession_number}
+            )
+            return redirect(order)
+    return _render_order(request, order, cancel_form=form)
+
+
+@require_http_methods(["GET", "POST"])
+def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
+    order = _order_for_page(pk)
+    if request.method == "POST":
+        form = RescheduleForm(request.POST, order=order)
+        if form.is_valid():
+            try:
+                order = services.order_reschedule(
+                    order=order,
+                    start=form.cleaned_data["start"],
+                    room=form.cleaned_data["room"],
+                    confirm_patient_overlap=form.cleaned_data["confirm_patient_overlap"],
+                    user=request.user,
+                )
+            except services.PatientOverlapWarning as warning:
+                ask_confirmation(form, "confirm_patient_overlap", warning)
+            except ValidationError as error:
+                add_service_error(form, error, BOOKING_ERROR_FIELDS)
+            else:
+                messages.success(
+                    request,
+                    _("Order %(accession)s moved to %(room)s at %(start)s.")
+                    % {
+                        "accession": order.accession_number,
+                        "room": order.room.name,
+                        "start": f"{timezone.localtime(order.scheduled_start):%Y-%m-%d %H:%M}",
+                    },
+                )
+                return redirect(order)
+    else:
+        initial = {
+            "room": order.room,
+            "date": timezone.localdate(order.scheduled_start),
+            **request.GET.dict(),
+        }
+        form = RescheduleForm(initial=initial, order=order)
+    return render(request, "scheduling/order_reschedule.html", {"form": form, "order": order})
+
+
+@require_http_methods(["GET", "POST"])
+def order_update(request: HttpRequest, pk: int) -> HttpResponse:
+    order = _order_for_page(pk)
+    form = OrderDetailsForm(request.POST or None, instance=order)
+    if request.method == "POST" and form.is_valid():
+        try:
+            order = services.order_update_details(order=order, user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, _("Order %(accession)s saved.") % {"accession": order.accession_number})
+            return redirect(order)
+    return render(request, "scheduling/order_update.html", {"form": form, "order": order})
+
+
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    form = OrderFilterForm(request.GET)
+    if not form.is_valid():
+        _error_messages(request, form)
+    data = form.cleaned_data  # only the valid filters: an invalid one is reported and ignored
+    orders = selectors.order_list(
+        date_from=data.get("date_from"),
+        date_to=data.get("date_to"),
+        status=data.get("status", ""),
+        modality=data.get("modality", ""),
+        room=data.get("room"),
+    )
+    if data.get("sort") == "-start":
+        orders = orders.order_by("-scheduled_start", "-pk")
+    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "scheduling/order_list.html", {"form": form, "page": page})

@@ -1,11 +1,13 @@
 """factory_boy factories for the test suite: realistic rooms open every day, Thai and Latin names."""
 
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+from pydicom.uid import generate_uid
 
-from scheduling.models import OpeningHours, Patient, Procedure, Room
+from scheduling.models import OpeningHours, Order, Patient, Procedure, Room
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -67,3 +69,27 @@ class ProcedureFactory(factory.django.DjangoModelFactory):
     modality = "CT"
     default_duration = 30
     body_part = "HEAD"
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """An order written straight to the database (no booking rules, no worklist task).
+
+    For tests of the export itself; tests of the workflow book through scheduling.services.
+    """
+
+    class Meta:
+        model = Order
+
+    accession_number = factory.Sequence(lambda n: f"T{n:08d}")
+    requested_procedure_id = factory.SelfAttribute("accession_number")
+    sps_id = factory.LazyAttribute(lambda o: f"{o.accession_number}S1")
+    study_instance_uid = factory.LazyFunction(lambda: generate_uid(prefix=None))
+    patient = factory.SubFactory(PatientFactory)
+    procedure = factory.SubFactory(ProcedureFactory)
+    room = factory.SubFactory(RoomFactory)
+    scheduled_start = factory.LazyFunction(
+        lambda: timezone.make_aware(datetime.combine(timezone.localdate() + timedelta(days=1), time(9, 0)))
+    )
+    duration_minutes = 30
+    scheduled_end = factory.LazyAttribute(lambda o: o.scheduled_start + timedelta(minutes=o.duration_minutes))
+    booked_by = factory.SubFactory(UserFactory)

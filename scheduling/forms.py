@@ -1,0 +1,295 @@
+"""Forms of the front desk. They parse and check what a clerk typed; the rules live in the services.
+
+A service refuses with a ValidationError keyed by the thing to fix ("start", "room", ...);
+`add_service_error` puts that message next to the matching form field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import selectors
+from .models import Modality, Order, OrderStatus, Patient, Procedure, Room
+from .services import ORDER_DETAIL_FIELDS
+
+# Where a booking service's error keys belong on the booking and reschedule forms.
+BOOKING_ERROR_FIELDS = {"start": "slot"}
+
+PATIENT_FIELDS = (
+    "mrn",
+    "issuer",
+    "name_prefix",
+    "given_name",
+    "middle_name",
+    "family_name",
+    "name_suffix",
+    "romanized_given_name",
+    "romanized_middle_name",
+    "romanized_family_name",
+    "birth_date",
+    "sex",
+    "phone",
+    "address",
+    "weight_kg",
+    "allergies",
+    "medical_alerts",
+    "pregnancy_status",
+)
+
+
+def add_service_error(form: forms.Form, error: ValidationError, field_map: Mapping[str, str] = {}) -> None:  # noqa: B006
+    """Show a service's refusal on `form`: keyed messages at their field, anything else on top."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for key, errors in error.error_dict.items():
+        name = field_map.get(key, key)
+        form.add_error(name if name in form.fields else None, errors)
+
+
+def ask_confirmation(form: forms.Form, field: str, warning: ValidationError) -> None:
+    """Show a warning the clerk may override, and the checkbox to override it with."""
+    form.add_error(None, warning)
+    form.fields[field].widget = forms.CheckboxInput()
+
+
+def _confirm_field(label: str) -> forms.BooleanField:
+    # Hidden until the service warns; then ask_confirmation turns it into a checkbox.
+    return forms.BooleanField(label=label, required=False, widget=forms.HiddenInput)
+
+
+def _date_input() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _model_field(model: type, name: str, **kwargs: Any) -> forms.Field:
+    """The form field of a model field, with its label and DICOM validators."""
+    return model._meta.get_field(name).formfield(**kwargs)
+
+
+# --- patients -----------------------------------------------------------------------------------
+
+
+class PatientForm(forms.ModelForm):
+    confirm_duplicate = _confirm_field(_("Register anyway: this is a different person"))
+
+    class Meta:
+        model = Patient
+        fields = PATIENT_FIELDS
+        widgets = {"birth_date": _date_input(), "address": forms.Textarea(attrs={"rows": 2})}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        mrn, issuer = cleaned.get("mrn"), cleaned.get("issuer")
+        if mrn and issuer:
+            taken = Patient.objects.filter(mrn=mrn, issuer=issuer).exclude(pk=self.instance.pk).first()
+            if taken is not None:
+                # Said here, at the field, rather than as the model's generic unique-together message.
+                self.add_error(
+                    "mrn",
+                    _("MRN %(mrn)s of %(issuer)s is already registered to %(name)s.")
+                    % {"mrn": mrn, "issuer": issuer, "name": taken.display_name},
+                )
+        return cleaned
+
+    def patient_fields(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in PATIENT_FIELDS}
+
+
+class BootstrapInputsMixin:
+    """For filter forms laid out by hand in a row rather than by crispy: Bootstrap classes on inputs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            field.widget.attrs.setdefault("class", css)
+
+
+class PatientSearchForm(BootstrapInputsMixin, forms.Form):
+    q = forms.CharField(
+        label=_("MRN or name"),
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": _("MRN, Thai or Latin name"), "autofocus": True}),
+    )
+    birth_date = forms.DateField(label=_("Birth date"), required=False, widget=_date_input())
+
+
+# --- booking ------------------------------------------------------------------------------------
+
+
+class SlotField(forms.ChoiceField):
+    """A start time offered as a list of free slots.
+
+    Any HH:MM is accepted, not only the listed ones: when a listed slot has just been taken or has
+    passed, the booking service then says why, which tells the clerk more than "not a valid choice".
+    """
+
+    default_error_messages = {
+        "required": _("Choose a start time."),
+        "invalid_time": _("Choose a start time from the list."),
+    }
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+    def to_python(self, value: Any) -> time | None:
+        value = super().to_python(value)
+        if not value:
+            return None
+        try:
+            return datetime.strptime(value, "%H:%M").time()
+        except ValueError:
+            raise ValidationError(self.error_messages["invalid_time"], code="invalid_time") from None
+
+
+class SlotFormMixin:
+    """Offers the free start times of the chosen room, day and duration in the `slot` field."""
+
+    def _peek(self, name: str) -> Any:
+        """The current value of a field (posted, or initial) before full validation, or None."""
+        field = self.fields[name]
+        if self.is_bound:
+            raw = field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+        else:
+            raw = self.initial.get(name, field.initial)
+        try:
+            return field.clean(raw)
+        except ValidationError:
+            return None
+
+    def _offer_slots(self, *, room: Room | None, day: date | None, duration: int | None, exclude=None):
+        if room is None or day is None or duration is None:
+            self.fields["slot"].choices = [("", _("Choose procedure, room and date first"))]
+            return
+        slots = selectors.room_free_slots(room=room, day=day, duration_minutes=duration, exclude=exclude)
+        if not slots:
+            self.fields["slot"].choices = [("", _("No free time on this day"))]
+            return
+        self.fields["slot"].choices = [("", "---------")] + [
+            (hhmm, hhmm) for hhmm in (f"{timezone.localtime(s):%H:%M}" for s in slots)
+        ]
+
+    def _start(self, cleaned: dict[str, Any]) -> None:
+        day, slot = cleaned.get("date"), cleaned.get("slot")
+        if day is not None and slot is not None:
+            cleaned["start"] = timezone.make_aware(datetime.combine(day, slot))
+
+
+class BookingForm(SlotFormMixin, forms.Form):
+    patient = forms.ModelChoiceField(
+        queryset=Patient.objects.all(),
+        widget=forms.HiddenInput,
+        error_messages={"required": _("Choose the patient first.")},
+    )
+    procedure = forms.ModelChoiceField(label=_("Procedure"), queryset=Procedure.objects.filter(active=True))
+    room = forms.ModelChoiceField(label=_("Room"), queryset=Room.objects.filter(active=True))
+    date = forms.DateField(label=_("Date"), widget=_date_input())
+    slot = SlotField(label=_("Start time"))
+    priority = _model_field(Order, "priority")
+    referring_physician = _model_field(Order, "referring_physician")
+    requesting_physician = _model_field(Order, "requesting_physician")
+    reason = _model_field(Order, "reason")
+    notes = _model_field(Order, "notes", widget=forms.Textarea(attrs={"rows": 2}))
+    confirm_patient_overlap = _confirm_field(_("Book anyway: the patient has an overlapping exam"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chosen_patient = self._peek("patient")
+        procedure = self._peek("procedure")
+        self._offer_slots(
+            room=self._peek("room"),
+            day=self._peek("date"),
+            duration=procedure.default_duration if procedure else None,
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._start(cleaned)
+        return cleaned
+
+    def booking_fields(self) -> dict[str, Any]:
+        names = ("patient", "procedure", "room", "start", "confirm_patient_overlap", *ORDER_DETAIL_FIELDS)
+        return {name: self.cleaned_data[name] for name in names}
+
+
+class RescheduleForm(SlotFormMixin, forms.Form):
+    room = forms.ModelChoiceField(label=_("Room"), queryset=Room.objects.filter(active=True))
+    date = forms.DateField(label=_("Date"), widget=_date_input())
+    slot = SlotField(label=_("Start time"))
+    confirm_patient_overlap = _confirm_field(_("Book anyway: the patient has an overlapping exam"))
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order = order
+        self._offer_slots(
+            room=self._peek("room"),
+            day=self._peek("date"),
+            duration=order.duration_minutes,
+            exclude=order,
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._start(cleaned)
+        return cleaned
+
+
+class SlotQueryForm(forms.Form):
+    """The query of the free-slots endpoint the booking page calls when room, date or procedure change."""
+
+    room = forms.ModelChoiceField(queryset=Room.objects.all())
+    date = forms.DateField()
+    procedure = forms.ModelChoiceField(queryset=Procedure.objects.all())
+    order = forms.ModelChoiceField(queryset=Order.objects.all(), required=False)
+
+
+# --- orders -------------------------------------------------------------------------------------
+
+
+class OrderDetailsForm(forms.ModelForm):
+    class Meta:
+        model = Order
+        fields = ORDER_DETAIL_FIELDS
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for cancellation"),
+        max_length=200,
+        error_messages={"required": _("Give a reason for the cancellation.")},
+    )
+
+
+class OrderFilterForm(BootstrapInputsMixin, forms.Form):
+    date_from = forms.DateField(label=_("From"), required=False, widget=_date_input())
+    date_to = forms.DateField(label=_("To"), required=False, widget=_date_input())
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("Any status")), *OrderStatus.choices]
+    )
+    modality = forms.ChoiceField(
+        label=_("Modality"), required=False, choices=[("", _("Any modality")), *Modality.choices]
+    )
+    room = forms.ModelChoiceField(
+        label=_("Room"), required=False, queryset=Room.objects.all(), empty_label=_("Any room")
+    )
+    sort = forms.ChoiceField(
+        label=_("Order by"),
+        required=False,
+        choices=[("start", _("Earliest first")), ("-start", _("Latest first"))],
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", _("The end date is before the start date."))
+        return cleaned

@@ -1,0 +1,33 @@
+// Refresh the free start times when room, date or procedure change on a booking or reschedule form.
+// Without JavaScript the "Show free times" button re-renders the page with the same effect.
+document.querySelectorAll("form[data-slots-url]").forEach((form) => {
+  const slot = form.elements.namedItem("slot");
+  const value = (name) => form.elements.namedItem(name)?.value || form.dataset[name] || "";
+
+  async function refresh() {
+    const query = new URLSearchParams({
+      room: value("room"),
+      date: value("date"),
+      procedure: value("procedure"),
+      order: form.dataset.order || "",
+    });
+    slot.replaceChildren(new Option("…", ""));
+    if (!value("room") || !value("date") || !value("procedure")) {
+      slot.replaceChildren(new Option(form.dataset.chooseFirst, ""));
+      return;
+    }
+    const response = await fetch(`${form.dataset.slotsUrl}?${query}`, { headers: { Accept: "application/json" } });
+    if (!response.ok) {
+      slot.replaceChildren(new Option(form.dataset.chooseFirst, ""));
+      return;
+    }
+    const { slots } = await response.json();
+    if (slots.length === 0) {
+      slot.replaceChildren(new Option(form.dataset.noneFree, ""));
+      return;
+    }
+    slot.replaceChildren(new Option("---------", ""), ...slots.map((hhmm) => new Option(hhmm, hhmm)));
+  }
+
+  ["room", "date", "procedure"].forEach((name) => form.elements.namedItem(name)?.addEventListener("change", refresh));
+});
