@@ -1,2 +1,41 @@
+"""Export state: one row per order that the worklist export has dealt with."""
 
-# Create your models here.
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from scheduling.models import Order
+
+
+class WorklistEntry(models.Model):
+    """Where an order's .wl file is and what it holds, or why it could not be written.
+
+    An order is pending (changed but not yet exported) when it has no entry or when the entry was last
+    synced before order.updated_at.
+    """
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="worklist_entry")
+    # Relative to WORKLIST_DIR with / separators; empty when no file should exist (removed or failed).
+    path = models.CharField(_("file"), max_length=255, blank=True)
+    # sha256 of the dataset bytes written (the file meta is left out: it holds a fresh instance UID).
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    # sha256 of the values the dataset was built from: reconciliation skips orders whose values
+    # and file are unchanged without building a dataset.
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    file_size = models.PositiveIntegerField(null=True, blank=True)
+    exported_at = models.DateTimeField(_("exported at"), null=True, blank=True)
+    removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
+    # When the folder last matched the order (written, found unchanged or removed).
+    synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("worklist entry")
+        verbose_name_plural = _("worklist entries")
+        indexes = [models.Index(fields=["path"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.path or '(no file)'}"
+
+    def is_pending_for(self, order: Order) -> bool:
+        return self.synced_at is None or self.synced_at < order.updated_at

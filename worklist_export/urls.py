@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "worklist_export"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("orders/<int:pk>/file/", views.order_file, name="order_file"),
+    path("orders/<int:pk>/dump/", views.order_dump, name="order_dump"),
+]

@@ -1,0 +1,188 @@
+"""A modality's view: orders booked in the RIS, queried from the real worklist servers."""
+
+import subprocess
+from datetime import timedelta
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from scheduling import services
+from scheduling.models import CharacterSet
+from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
+from tests.interop.conftest import mwl_find
+
+pytestmark = pytest.mark.interop
+
+
+def sps_query(**sps_keys) -> Dataset:
+    """A query with an SPS item holding `sps_keys` and the keys a modality usually asks for."""
+    query = Dataset()
+    query.SpecificCharacterSet = "ISO_IR 192"
+    query.PatientName = ""
+    query.PatientID = ""
+    query.PatientBirthDate = ""
+    query.PatientSex = ""
+    query.AccessionNumber = ""
+    query.StudyInstanceUID = ""
+    query.RequestedProcedureID = ""
+    query.RequestedProcedureDescription = ""
+    sps = Dataset()
+    sps.ScheduledStationAETitle = ""
+    sps.ScheduledProcedureStepStartDate = ""
+    sps.ScheduledProcedureStepStartTime = ""
+    sps.Modality = ""
+    sps.ScheduledProcedureStepDescription = ""
+    sps.ScheduledProcedureStepID = ""
+    for keyword, value in sps_keys.items():
+        setattr(sps, keyword, value)
+    query.ScheduledProcedureStepSequence = [sps]
+    return query
+
+
+def patient_query(**keys) -> Dataset:
+    query = sps_query()
+    for keyword, value in keys.items():
+        setattr(query, keyword, value)
+    return query
+
+
+def broad_query(tomorrow) -> Dataset:
+    day_after = tomorrow + timedelta(days=1)
+    return sps_query(
+        ScheduledProcedureStepStartDate=f"{tomorrow:%Y%m%d}-{day_after:%Y%m%d}",
+        Modality="CT",
+        ScheduledStationAETitle="CT01",
+    )
+
+
+def accessions(answers) -> list[str]:
+    return sorted(a.AccessionNumber for a in answers)
+
+
+def test_broad_query_finds_the_booked_exam(server, book, tomorrow):
+    order = book()
+    [answer] = server.find(broad_query(tomorrow))
+    assert answer.AccessionNumber == order.accession_number
+    assert answer.StudyInstanceUID == order.study_instance_uid
+    assert answer.PatientID == order.patient.mrn
+    sps = answer.ScheduledProcedureStepSequence[0]
+    assert sps.ScheduledStationAETitle == "CT01"
+    assert sps.Modality == "CT"
+    assert sps.ScheduledProcedureStepStartDate == f"{tomorrow:%Y%m%d}"
+    assert sps.ScheduledProcedureStepStartTime.startswith("0900")
+    assert sps.ScheduledProcedureStepID == order.sps_id
+    assert sps.ScheduledProcedureStepDescription == "CT Head without contrast"
+
+
+def test_broad_query_leaves_out_other_days_and_stations(server, book, tomorrow):
+    book()
+    assert server.find(sps_query(ScheduledProcedureStepStartDate="20000101", Modality="CT")) == []
+    assert server.find(sps_query(ScheduledStationAETitle="MR01")) == []
+
+
+def test_patient_query_by_name_wildcard_and_id(server, book, at):
+    order = book()
+    other = book(
+        patient=PatientFactory(family_name="Srisuk", given_name="Malee", mrn="HN777777"), start=at(11)
+    )
+    assert accessions(server.find(patient_query(PatientName="Jaid*"))) == [order.accession_number]
+    assert accessions(server.find(patient_query(PatientID="HN777777"))) == [other.accession_number]
+
+
+def test_a_thai_name_arrives_intact(server, book):
+    order = book(patient=ThaiPatientFactory(mrn="HN555555"))
+    [answer] = server.find(patient_query(PatientName="ใจ*"))
+    assert answer.AccessionNumber == order.accession_number
+    assert answer.PatientName == "ใจดี^สมชาย"
+    [by_id] = server.find(patient_query(PatientID="HN555555"))
+    assert by_id.PatientName == "ใจดี^สมชาย"
+
+
+def test_a_rescheduled_order_shows_the_new_time(server, book, user, at, after_commit, tomorrow):
+    order = book()
+    with after_commit():
+        services.order_reschedule(order=order, start=at(15, 15), user=user)
+    [answer] = server.find(broad_query(tomorrow))
+    assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime.startswith("1515")
+    assert answer.StudyInstanceUID == order.study_instance_uid
+
+
+def test_a_cancelled_order_is_gone(server, book, user, after_commit, tomorrow, at):
+    order = book()
+    kept = book(patient=PatientFactory(), start=at(11))
+    with after_commit():
+        services.order_cancel(order=order, reason="Patient declined", user=user)
+    assert accessions(server.find(broad_query(tomorrow))) == [kept.accession_number]
+
+
+def test_findscu_sees_the_same_worklist(server, book, tomorrow, tmp_path):
+    order = book(patient=ThaiPatientFactory(mrn="HN444444"))
+    out = tmp_path / "rsp"
+    out.mkdir()
+    result = subprocess.run(
+        [
+            "findscu",
+            "-W",
+            "-aet",
+            "TESTSCU",
+            "-aec",
+            server.called_ae,
+            "-X",
+            "-od",
+            str(out),
+            "-k",
+            "SpecificCharacterSet=ISO_IR 192",
+            "-k",
+            "PatientName=ใจ*",
+            "-k",
+            "PatientID",
+            "-k",
+            "AccessionNumber",
+            "-k",
+            "StudyInstanceUID",
+            "-k",
+            "ScheduledProcedureStepSequence[0].Modality=CT",
+            "-k",
+            f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={tomorrow:%Y%m%d}",
+            "-k",
+            "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=CT01",
+            "-k",
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime",
+            "127.0.0.1",
+            str(server.port),
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    [rsp] = sorted(out.glob("rsp*.dcm"))
+    answer = dcmread(rsp)
+    assert answer.AccessionNumber == order.accession_number
+    assert answer.PatientName == "ใจดี^สมชาย"
+    assert answer.PatientID == "HN444444"
+    assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime.startswith("0900")
+
+
+def test_a_thai_station_gets_tis620(server, book, procedure):
+    room = RoomFactory(name="CT Thai", ae_title="CTTH", worklist_charset=CharacterSet.THAI)
+    order = book(patient=ThaiPatientFactory(mrn="HN333333"), room=room)
+    query = patient_query(PatientID="HN333333")
+    del query.SpecificCharacterSet  # an ASCII-only query, as an older modality sends it
+    [answer] = server.find(query)
+    assert answer.AccessionNumber == order.accession_number
+    assert answer.PatientName == "ใจดี^สมชาย"
+
+
+def test_wlmscpfs_serves_a_called_ae_folder_the_export_created(wlmscpfs, book, user, at, after_commit):
+    server = wlmscpfs
+    order = book()
+    other = RoomFactory(name="CT 2", ae_title="CT02", called_ae_title="CT2_WL")
+    with after_commit():
+        services.order_reschedule(order=order, start=at(10), room=other, user=user)
+    assert (server.folder / "CT2_WL" / "lockfile").is_file()
+    [answer] = mwl_find(server.port, "CT2_WL", patient_query(PatientID=order.patient.mrn))
+    assert answer.AccessionNumber == order.accession_number
+    assert answer.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT02"
+    assert server.find(patient_query(PatientID=order.patient.mrn)) == []

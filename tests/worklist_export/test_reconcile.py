@@ -1,0 +1,164 @@
+import os
+
+import pytest
+from django.core.management import call_command
+from pydicom import dcmread
+
+from scheduling.models import CharacterSet, OrderStatus
+from tests.factories import OrderFactory, RoomFactory, ThaiPatientFactory
+from worklist_export.reconcile import worklists_reconcile
+from worklist_export.services import order_sync_worklist
+
+
+def wl_files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.wl"))
+
+
+def run(*args):
+    """manage.py export_worklists *args -> (exit code, stdout, stderr)."""
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("export_worklists", *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def orders(db):
+    return [OrderFactory(accession_number=f"ACC{i}") for i in range(3)]
+
+
+def test_it_writes_missing_files(worklist_dir, orders):
+    report = worklists_reconcile()
+    assert report.counts()["missing"] == 3
+    assert wl_files(worklist_dir) == ["ACC0.wl", "ACC1.wl", "ACC2.wl"]
+
+
+def test_an_unchanged_folder_is_not_rewritten(worklist_dir, orders):
+    worklists_reconcile()
+    mtimes = {p: os.stat(worklist_dir / p).st_mtime_ns for p in wl_files(worklist_dir)}
+    report = worklists_reconcile()
+    assert report.counts()["unchanged"] == 3 and not report.has_differences
+    assert {p: os.stat(worklist_dir / p).st_mtime_ns for p in wl_files(worklist_dir)} == mtimes
+
+
+def test_files_written_by_the_task_count_as_unchanged(worklist_dir, orders):
+    for order in orders:
+        order_sync_worklist(order_id=order.pk)
+    assert worklists_reconcile().counts()["unchanged"] == 3
+
+
+def test_it_rewrites_a_changed_order(worklist_dir, orders):
+    worklists_reconcile()
+    orders[0].patient.given_name = "Changed"
+    orders[0].patient.save()  # behind the services' back: no task ran
+    report = worklists_reconcile()
+    assert [(line.kind, line.path) for line in report.lines] == [("changed", "ACC0.wl")]
+    assert dcmread(worklist_dir / "ACC0.wl").PatientName == "Jaidee^Changed"
+
+
+def test_it_rewrites_a_file_edited_by_hand(worklist_dir, orders):
+    worklists_reconcile()
+    with open(worklist_dir / "ACC1.wl", "ab") as fh:
+        fh.write(b"junk")
+    report = worklists_reconcile()
+    assert [(line.kind, line.path) for line in report.lines] == [("changed", "ACC1.wl")]
+
+
+def test_it_rewrites_a_deleted_file(worklist_dir, orders):
+    worklists_reconcile()
+    (worklist_dir / "ACC2.wl").unlink()
+    report = worklists_reconcile()
+    assert [(line.kind, line.path) for line in report.lines] == [("missing", "ACC2.wl")]
+    assert (worklist_dir / "ACC2.wl").exists()
+
+
+def test_it_removes_stale_files(worklist_dir, orders):
+    worklists_reconcile()
+    orders[1].status = OrderStatus.CANCELLED
+    orders[1].cancel_reason = "duplicate"
+    orders[1].save()
+    report = worklists_reconcile()
+    assert [(line.kind, line.path) for line in report.lines] == [("stale", "ACC1.wl")]
+    assert wl_files(worklist_dir) == ["ACC0.wl", "ACC2.wl"]
+    orders[1].worklist_entry.refresh_from_db()
+    assert orders[1].worklist_entry.path == ""
+
+
+def test_it_removes_orphan_files_and_leaves_unrelated_ones(worklist_dir, orders):
+    (worklist_dir / "ghost.wl").write_bytes(b"not even dicom")
+    (worklist_dir / "README.txt").write_text("keep me")
+    (worklist_dir / "ghost.WL.bak").write_text("keep me")
+    (worklist_dir / "sub").mkdir()
+    (worklist_dir / "sub" / "deep.wl").write_bytes(b"keep me")
+    report = worklists_reconcile()
+    assert [(line.kind, line.path) for line in report.lines if line.kind == "orphan"] == [
+        ("orphan", "ghost.wl")
+    ]
+    assert not (worklist_dir / "ghost.wl").exists()
+    assert (worklist_dir / "README.txt").read_text() == "keep me"
+    assert (worklist_dir / "ghost.WL.bak").exists()
+    assert (worklist_dir / "sub" / "deep.wl").exists()
+
+
+def test_wlmscpfs_layout_keeps_the_lockfile_and_removes_moved_files(wlmscpfs_dir, orders):
+    (wlmscpfs_dir / "OLD_AE").mkdir()
+    (wlmscpfs_dir / "OLD_AE" / "lockfile").touch()
+    (wlmscpfs_dir / "OLD_AE" / "ACC0.wl").write_bytes(b"old")
+    report = worklists_reconcile()
+    assert wl_files(wlmscpfs_dir) == ["WORKLIST/ACC0.wl", "WORKLIST/ACC1.wl", "WORKLIST/ACC2.wl"]
+    assert ("stale", "OLD_AE/ACC0.wl") in [(line.kind, line.path) for line in report.lines]
+    assert (wlmscpfs_dir / "OLD_AE" / "lockfile").exists()
+    assert (wlmscpfs_dir / "WORKLIST" / "lockfile").exists()
+
+
+def test_orders_outside_the_window_are_removed(worklist_dir, orders, settings):
+    worklists_reconcile()
+    settings.WORKLIST_WINDOW_DAYS_AHEAD = 0
+    assert worklists_reconcile().counts()["stale"] == 3
+    assert wl_files(worklist_dir) == []
+
+
+def test_check_reports_without_changing_anything(worklist_dir, orders):
+    worklists_reconcile()
+    (worklist_dir / "ACC0.wl").unlink()
+    (worklist_dir / "ghost.wl").write_bytes(b"x")
+    code, out, _ = run("--check", "-v", "2")
+    assert code == 1
+    assert "missing ACC0.wl" in out
+    assert "orphan ghost.wl" in out
+    assert "1 missing, 0 differs, 0 stale, 1 orphan, 0 failed, 2 unchanged" in out
+    assert not (worklist_dir / "ACC0.wl").exists()
+    assert (worklist_dir / "ghost.wl").exists()
+
+
+def test_check_exits_zero_when_in_sync(worklist_dir, orders):
+    run()
+    code, out, _ = run("--check")
+    assert code == 0
+    assert "0 failed, 3 unchanged" in out
+
+
+def test_the_command_prints_what_it_did(worklist_dir, orders):
+    (worklist_dir / "ghost.wl").write_bytes(b"x")
+    code, out, _ = run("-v", "2")
+    assert code == 0
+    assert "wrote ACC0.wl (ACC0 " in out
+    assert "removed orphan ghost.wl" in out
+    assert "3 wrote, 0 rewrote, 0 removed stale, 1 removed orphan, 0 failed, 0 unchanged." in out
+
+
+def test_export_failures_are_listed_per_order(worklist_dir, db):
+    room = RoomFactory(name="DX old", worklist_charset=CharacterSet.LATIN1)
+    patient = ThaiPatientFactory(romanized_family_name="", romanized_given_name="")
+    OrderFactory(accession_number="BAD1", room=room, patient=patient)
+    code, out, err = run()
+    assert "failed BAD1: BAD1" in err and "no romanised name" in err
+    assert "1 failed" in out
+    assert wl_files(worklist_dir) == []
+    code, _, _ = run("--check")
+    assert code == 1

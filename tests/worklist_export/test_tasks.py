@@ -1,0 +1,161 @@
+from unittest import mock
+
+import pytest
+from pydicom import dcmread
+
+from scheduling import services
+from scheduling.models import CharacterSet
+from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
+from worklist_export import services as export_services
+from worklist_export.models import WorklistEntry
+from worklist_export.tasks import reconcile_worklists, sync_order_worklist
+
+
+def wl_files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.wl"))
+
+
+def test_booking_writes_the_file_after_commit(worklist_dir, book):
+    order = book()
+    assert wl_files(worklist_dir) == [f"{order.accession_number}.wl"]
+    ds = dcmread(worklist_dir / f"{order.accession_number}.wl")
+    assert ds.StudyInstanceUID == order.study_instance_uid
+    entry = order.worklist_entry
+    assert entry.path == f"{order.accession_number}.wl"
+    assert entry.exported_at and not entry.last_error
+    assert not entry.is_pending_for(order)
+
+
+def test_nothing_is_written_before_commit(worklist_dir, user, room, procedure, patient, tomorrow_at):
+    # Without running the on-commit callbacks (the transaction of the test never commits).
+    services.order_book(patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user)
+    assert wl_files(worklist_dir) == []
+
+
+def test_reschedule_rewrites_the_file(worklist_dir, book, user, tomorrow_at, after_commit):
+    order = book()
+    with after_commit():
+        services.order_reschedule(order=order, start=tomorrow_at(14, 30), user=user)
+    [name] = wl_files(worklist_dir)
+    sps = dcmread(worklist_dir / name).ScheduledProcedureStepSequence[0]
+    assert sps.ScheduledProcedureStepStartTime == "143000"
+    assert dcmread(worklist_dir / name).StudyInstanceUID == order.study_instance_uid
+
+
+@pytest.mark.parametrize("how", ["cancel", "complete"])
+def test_cancelled_or_completed_order_disappears_from_worklist(worklist_dir, book, user, after_commit, how):
+    order = book()
+    with after_commit():
+        if how == "cancel":
+            services.order_cancel(order=order, reason="Patient unwell", user=user)
+        else:
+            services.order_arrive(order=order, user=user)
+            services.order_start(order=order, user=user)
+            services.order_complete(order=order, user=user)
+    assert wl_files(worklist_dir) == []
+    entry = WorklistEntry.objects.get(order=order)
+    assert entry.path == "" and entry.removed_at is not None
+
+
+def test_arrived_and_started_orders_stay_with_their_status(worklist_dir, book, user, after_commit):
+    order = book()
+    with after_commit():
+        services.order_arrive(order=order, user=user)
+    path = worklist_dir / f"{order.accession_number}.wl"
+    assert dcmread(path).ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "ARRIVED"
+    with after_commit():
+        services.order_start(order=order, user=user)
+    assert dcmread(path).ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "STARTED"
+
+
+def test_moving_to_a_room_with_another_called_ae_leaves_no_file_behind(
+    wlmscpfs_dir, book, user, procedure, tomorrow_at, after_commit
+):
+    order = book()
+    assert wl_files(wlmscpfs_dir) == [f"WORKLIST/{order.accession_number}.wl"]
+    other = RoomFactory(name="CT 2", ae_title="CT02", called_ae_title="CT2_WL")
+    with after_commit():
+        services.order_reschedule(order=order, start=tomorrow_at(10), room=other, user=user)
+    assert wl_files(wlmscpfs_dir) == [f"CT2_WL/{order.accession_number}.wl"]
+    assert (wlmscpfs_dir / "CT2_WL" / "lockfile").exists()
+    ds = dcmread(wlmscpfs_dir / "CT2_WL" / f"{order.accession_number}.wl")
+    assert ds.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT02"
+
+
+def test_running_the_task_twice_gives_the_same_single_file(worklist_dir, book):
+    order = book()
+    path = worklist_dir / f"{order.accession_number}.wl"
+    mtime = path.stat().st_mtime_ns
+    content = path.read_bytes()
+    assert sync_order_worklist.apply(args=[order.pk]).get() == "unchanged"
+    assert sync_order_worklist.apply(args=[order.pk]).get() == "unchanged"
+    assert wl_files(worklist_dir) == [f"{order.accession_number}.wl"]
+    assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime
+
+
+def test_a_patient_rename_rewrites_the_file(worklist_dir, book, patient, after_commit):
+    order = book()
+    with after_commit():
+        services.patient_update(patient=patient, given_name="Somsak")
+    assert dcmread(worklist_dir / f"{order.accession_number}.wl").PatientName == "Jaidee^Somsak"
+
+
+def test_a_data_error_is_recorded_for_the_clerk_and_not_retried(worklist_dir, book, procedure, user):
+    latin_room = RoomFactory(name="CT old", ae_title="CTOLD", worklist_charset=CharacterSet.LATIN1)
+    thai = ThaiPatientFactory(romanized_family_name="", romanized_given_name="")
+    with mock.patch.object(sync_order_worklist, "retry", wraps=sync_order_worklist.retry) as retry:
+        order = book(patient=thai, room=latin_room)
+    assert not retry.called
+    assert wl_files(worklist_dir) == []
+    entry = order.worklist_entry
+    assert "no romanised name" in entry.last_error
+    assert entry.is_pending_for(order)
+
+
+def test_a_fixed_error_clears_the_message(worklist_dir, book, after_commit):
+    latin_room = RoomFactory(name="CT old", ae_title="CTOLD", worklist_charset=CharacterSet.LATIN1)
+    thai = ThaiPatientFactory(romanized_family_name="", romanized_given_name="")
+    order = book(patient=thai, room=latin_room)
+    with after_commit():
+        services.patient_update(patient=thai, romanized_family_name="Jaidee", romanized_given_name="Somchai")
+    order.worklist_entry.refresh_from_db()
+    assert order.worklist_entry.last_error == ""
+    assert dcmread(worklist_dir / f"{order.accession_number}.wl").PatientName == "Jaidee^Somchai"
+
+
+def test_an_oserror_makes_the_task_retry(worklist_dir, book, monkeypatch):
+    order = book()
+    calls = []
+
+    def failing(**kwargs):
+        calls.append(kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("worklist_export.services.worklist_file_write", failing)
+    (worklist_dir / f"{order.accession_number}.wl").unlink()
+    result = sync_order_worklist.apply(args=[order.pk])
+    # Eagerly, Celery runs the retries at once: the first try plus max_retries.
+    assert len(calls) == 1 + sync_order_worklist.max_retries
+    assert isinstance(result.result, OSError)
+    assert sync_order_worklist.autoretry_for == (OSError,)
+    assert sync_order_worklist.retry_backoff and sync_order_worklist.retry_backoff_max == 300
+
+
+def test_an_order_outside_the_window_gets_no_file(worklist_dir, book, settings, tomorrow_at):
+    settings.WORKLIST_WINDOW_DAYS_AHEAD = 0
+    order = book()
+    assert wl_files(worklist_dir) == []
+    assert export_services.order_sync_worklist(order_id=order.pk) == "absent"
+
+
+def test_the_beat_task_reconciles(worklist_dir, db):
+    (worklist_dir / "ghost.wl").write_bytes(b"x")
+    counts = reconcile_worklists.apply().get()
+    assert counts["orphan"] == 1
+    assert wl_files(worklist_dir) == []
+
+
+def test_other_patients_are_unaffected(worklist_dir, book, tomorrow_at):
+    first = book()
+    second = book(patient=PatientFactory(), start=tomorrow_at(11))
+    assert wl_files(worklist_dir) == sorted([f"{first.accession_number}.wl", f"{second.accession_number}.wl"])

@@ -1,0 +1,280 @@
+"""Order -> DICOM Modality Worklist dataset (PS3.4 Table K.6-1; see MWL-NOTES sections 1, 2 and 5).
+
+Building happens in two steps. `order_source(order)` reads every value the item is made of into a plain,
+already validated dict (every text checked against its VR limits and the room's character set);
+`source_dataset(source)` turns that dict into a pydicom Dataset. The dict is also what
+`source_fingerprint` hashes, so reconciliation can tell an unchanged order without building a dataset,
+and nothing can change in the file without changing the fingerprint.
+
+A value a modality would drop or garble raises ExportError with a message for the clerk who can fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+from pydicom import config as dicom_config
+from pydicom.charset import python_encoding
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.valuerep import validate_value
+
+from scheduling.models import CharacterSet, Order, OrderStatus
+from scheduling.validators import AE_TITLE_RE
+
+# Bump when the mapping below changes, so reconciliation rewrites every file once.
+FORMAT_VERSION = "1"
+
+# ScheduledProcedureStepStatus (0040,0020) per order status; only active orders are exported.
+SPS_STATUS = {
+    OrderStatus.SCHEDULED: "SCHEDULED",
+    OrderStatus.ARRIVED: "ARRIVED",
+    OrderStatus.IN_PROGRESS: "STARTED",
+}
+
+# Maximum length in characters per VR (PS3.5 Table 6.2-1); PN is per component group.
+MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "DS": 16, "UI": 64}
+
+CHARSET_LABELS = {
+    CharacterSet.UTF8: "Unicode (ISO_IR 192)",
+    CharacterSet.LATIN1: "Latin-1 (ISO_IR 100)",
+    CharacterSet.THAI: "Thai TIS-620 (ISO_IR 166)",
+}
+
+
+class ExportError(Exception):
+    """An order cannot be written as a conformant worklist item; the message says what to fix."""
+
+    def __init__(self, message: str, *, field: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _text(value: Any, *, vr: str, label: str, charset: str, required: bool = False) -> str:
+    """`value` as a legal DICOM string of `vr` in `charset`, or ExportError naming `label`."""
+    value = "" if value is None else str(value).strip()
+    if not value:
+        if required:
+            raise ExportError(f"{label} is empty; DICOM requires a value.", field=label)
+        return value
+    if "\\" in value:
+        raise ExportError(f"{label} contains a backslash (\\), which DICOM does not allow.", field=label)
+    limit = MAX_LENGTH[vr]
+    parts = value.split("=") if vr == "PN" else [value]
+    if any(len(part) > limit for part in parts):
+        raise ExportError(f"{label} is longer than {limit} characters for DICOM: {value!r}.", field=label)
+    if vr in ("AE", "CS", "DS", "UI") and len(value.encode("ascii", "replace")) > limit:
+        raise ExportError(f"{label} is longer than {limit} bytes for DICOM: {value!r}.", field=label)
+    try:
+        value.encode(python_encoding[charset])
+    except UnicodeEncodeError:
+        bad = "".join(sorted({ch for ch in value if not _encodable(ch, charset)}))
+        raise ExportError(
+            f"{label} contains characters that the station's character set "
+            f"{CHARSET_LABELS.get(charset, charset)} cannot hold ({bad!r}): {value!r}.",
+            field=label,
+        ) from None
+    if vr == "AE" and not AE_TITLE_RE.match(value):
+        # Stricter than PS3.5: newer DCMTK refuses other characters in AE titles (MWL-NOTES section 2).
+        raise ExportError(
+            f"{label} is not valid for DICOM (use A-Z, 0-9, space and - : @ _): {value!r}.", field=label
+        )
+    try:
+        validate_value(vr, value, dicom_config.RAISE)
+    except ValueError as exc:
+        # pydicom's wording names the VR, not the field: prefix what the clerk knows the value as.
+        message = str(exc).split(" Please see")[0]
+        raise ExportError(f"{label} is not valid for DICOM ({message}): {value!r}.", field=label) from None
+    return value
+
+
+def _encodable(ch: str, charset: str) -> bool:
+    try:
+        ch.encode(python_encoding[charset])
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _person_name(*components: str) -> str:
+    """family^given^middle^prefix^suffix with trailing empty components left out."""
+    return "^".join(components).rstrip("^")
+
+
+def _patient_name(order: Order, charset: str) -> str:
+    patient = order.patient
+    native = (
+        patient.family_name,
+        patient.given_name,
+        patient.middle_name,
+        patient.name_prefix,
+        patient.name_suffix,
+    )
+    if charset != CharacterSet.LATIN1:
+        return _text(_person_name(*native), vr="PN", label="Patient name", charset=charset, required=True)
+
+    # A Latin-1 station gets the romanised name when there is one, else the name as registered if
+    # it happens to be Latin-1 already; never a name with '?' in place of the letters.
+    if patient.has_romanized_name:
+        extras = [p if all(_encodable(ch, charset) for ch in p) else "" for p in native[3:]]
+        name = _person_name(
+            patient.romanized_family_name,
+            patient.romanized_given_name,
+            patient.romanized_middle_name,
+            *extras,
+        )
+        return _text(name, vr="PN", label="Romanised patient name", charset=charset, required=True)
+    name = _person_name(*native)
+    if not all(_encodable(ch, charset) for ch in name):
+        raise ExportError(
+            f"Patient {patient.display_name} has no romanised name, and room {order.room.name} takes "
+            "Latin letters only (ISO_IR 100). Enter the romanised family and given name.",
+            field="Romanised patient name",
+        )
+    return _text(name, vr="PN", label="Patient name", charset=charset, required=True)
+
+
+def _code(value: str, scheme: str, meaning: str, *, charset: str, label: str) -> dict[str, str] | None:
+    code = {
+        "CodeValue": _text(value, vr="SH", label=f"{label} code value", charset=charset),
+        "CodingSchemeDesignator": _text(scheme, vr="SH", label=f"{label} coding scheme", charset=charset),
+        "CodeMeaning": _text(meaning, vr="LO", label=f"{label} code meaning", charset=charset),
+    }
+    # A code item needs all three; an incomplete one is left out rather than written half empty.
+    return code if all(code.values()) else None
+
+
+def order_source(order: Order) -> dict[str, Any]:
+    """Every value of `order`'s worklist item, validated, as a JSON-able dict. Raises ExportError."""
+    room, procedure, patient = order.room, order.procedure, order.patient
+    charset = room.worklist_charset or CharacterSet.UTF8
+    if charset not in python_encoding:
+        raise ExportError(f"Room {room.name} has an unknown character set {charset!r}.", field="Room")
+
+    def text(value: Any, vr: str, label: str, required: bool = False) -> str:
+        return _text(value, vr=vr, label=label, charset=charset, required=required)
+
+    status = SPS_STATUS.get(order.status)
+    if status is None:
+        raise ExportError(f"A {order.get_status_display().lower()} order is not put on a worklist.")
+    start = timezone.localtime(order.scheduled_start, ZoneInfo(settings.TIME_ZONE))
+    code = _code(
+        procedure.code_value,
+        procedure.coding_scheme,
+        procedure.code_meaning,
+        charset=charset,
+        label="Procedure",
+    )
+    description = text(procedure.code_meaning, "LO", "Procedure name")
+    if not description and code is None:
+        raise ExportError("The procedure has neither a name nor a complete code.", field="Procedure")
+    weight = patient.weight_kg
+    return {
+        "version": FORMAT_VERSION,
+        "charset": charset,
+        "station_ae": text(room.ae_title, "AE", "Room AE title", required=True),
+        "start_date": start.strftime("%Y%m%d"),
+        "start_time": start.strftime("%H%M%S"),
+        "modality": text(procedure.modality, "CS", "Modality", required=True),
+        "sps_description": description,
+        "code": code,
+        "sps_id": text(order.sps_id, "SH", "Scheduled procedure step ID", required=True),
+        "station_name": text(room.station_name, "SH", "Room station name"),
+        "location": text(room.location, "SH", "Room location"),
+        "sps_status": status,
+        "requested_procedure_id": text(order.requested_procedure_id, "SH", "Requested procedure ID", True),
+        "study_uid": text(order.study_instance_uid, "UI", "Study instance UID", required=True),
+        "priority": text(order.priority, "SH", "Priority"),
+        "accession": text(order.accession_number, "SH", "Accession number"),
+        # The validators forbid ^ in these fields: the whole text is the family-name component.
+        "referring": text(order.referring_physician, "PN", "Referring physician"),
+        "requesting": text(order.requesting_physician, "PN", "Requesting physician"),
+        "patient_name": _patient_name(order, charset),
+        "patient_id": text(patient.mrn, "LO", "Patient ID (MRN)", required=True),
+        "issuer": text(patient.issuer, "LO", "Issuer of patient ID"),
+        "birth_date": patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "",
+        "sex": text(patient.sex, "CS", "Sex"),
+        "weight": text(format(weight.normalize(), "f") if weight is not None else "", "DS", "Weight"),
+        "medical_alerts": text(patient.medical_alerts, "LO", "Medical alerts"),
+        "allergies": text(patient.allergies, "LO", "Allergies"),
+        "pregnancy": int(patient.pregnancy_status) if patient.pregnancy_status else None,
+    }
+
+
+def source_fingerprint(source: dict[str, Any]) -> str:
+    """A hash of everything the item is made of: equal fingerprints give byte-identical datasets."""
+    return hashlib.sha256(json.dumps(source, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _code_item(code: dict[str, str]) -> Dataset:
+    item = Dataset()
+    item.CodeValue = code["CodeValue"]
+    item.CodingSchemeDesignator = code["CodingSchemeDesignator"]
+    item.CodeMeaning = code["CodeMeaning"]
+    return item
+
+
+def source_dataset(source: dict[str, Any]) -> Dataset:
+    """The worklist item for a dict from order_source(). Empty type 1/1C values are left out."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = source["charset"]
+
+    sps = Dataset()
+    sps.ScheduledStationAETitle = source["station_ae"]
+    # Separate date and time tags: some modalities ignore the combined DateTime attribute.
+    sps.ScheduledProcedureStepStartDate = source["start_date"]
+    sps.ScheduledProcedureStepStartTime = source["start_time"]
+    sps.Modality = source["modality"]
+    sps.ScheduledPerformingPhysicianName = ""
+    if source["sps_description"]:
+        sps.ScheduledProcedureStepDescription = source["sps_description"]
+    if source["code"]:
+        sps.ScheduledProtocolCodeSequence = Sequence([_code_item(source["code"])])
+    sps.ScheduledProcedureStepID = source["sps_id"]
+    sps.ScheduledStationName = source["station_name"]
+    sps.ScheduledProcedureStepLocation = source["location"]
+    sps.ScheduledProcedureStepStatus = source["sps_status"]
+    ds.ScheduledProcedureStepSequence = Sequence([sps])
+
+    ds.RequestedProcedureID = source["requested_procedure_id"]
+    if source["sps_description"]:
+        ds.RequestedProcedureDescription = source["sps_description"]
+    if source["code"]:
+        ds.RequestedProcedureCodeSequence = Sequence([_code_item(source["code"])])
+    ds.StudyInstanceUID = source["study_uid"]
+    ds.ReferencedStudySequence = Sequence()
+    ds.ReferencedPatientSequence = Sequence()
+    ds.RequestedProcedurePriority = source["priority"]
+    ds.AccessionNumber = source["accession"]
+    ds.ReferringPhysicianName = source["referring"]
+    ds.RequestingPhysician = source["requesting"]
+    ds.AdmissionID = ""
+    ds.CurrentPatientLocation = ""
+
+    ds.PatientName = source["patient_name"]
+    ds.PatientID = source["patient_id"]
+    if source["issuer"]:
+        ds.IssuerOfPatientID = source["issuer"]
+    ds.PatientBirthDate = source["birth_date"]
+    ds.PatientSex = source["sex"]
+    ds.PatientWeight = source["weight"] or None
+    ds.MedicalAlerts = source["medical_alerts"]
+    ds.Allergies = source["allergies"]
+    ds.PregnancyStatus = source["pregnancy"]
+    ds.SpecialNeeds = ""
+    ds.PatientState = ""
+    return ds
+
+
+def order_dataset(order: Order) -> Dataset:
+    """The Modality Worklist item of `order` (raises ExportError when a value cannot be written)."""
+    return source_dataset(order_source(order))

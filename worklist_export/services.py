@@ -1,0 +1,139 @@
+"""Bring one order's worklist file in line with the order (called by the task after every change)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from scheduling.models import ACTIVE_STATUSES, Order
+from scheduling.selectors import day_bounds
+
+from .dataset import ExportError, order_source, source_dataset, source_fingerprint
+from .models import WorklistEntry
+from .writer import export_lock, order_file_path, worklist_file_remove, worklist_file_write
+
+logger = logging.getLogger(__name__)
+
+
+def worklist_window() -> tuple[datetime, datetime]:
+    """[start, end) of the scheduled starts that belong on the worklists, in whole local days."""
+    today = timezone.localdate()
+    start = day_bounds(today - timedelta(days=settings.WORKLIST_WINDOW_DAYS_BACK))[0]
+    end = day_bounds(today + timedelta(days=settings.WORKLIST_WINDOW_DAYS_AHEAD))[1]
+    return start, end
+
+
+def order_belongs_on_worklist(order: Order, window: tuple[datetime, datetime] | None = None) -> bool:
+    start, end = window or worklist_window()
+    return order.status in ACTIVE_STATUSES and start <= order.scheduled_start < end
+
+
+def worklist_orders() -> QuerySet[Order]:
+    """The orders that should have a file now, with everything the dataset needs in one query."""
+    start, end = worklist_window()
+    return Order.objects.filter(
+        status__in=ACTIVE_STATUSES, scheduled_start__gte=start, scheduled_start__lt=end
+    ).select_related("patient", "procedure", "room")
+
+
+def entry_record_written(*, order: Order, path: str, sha: str, source_sha: str, size: int) -> None:
+    now = timezone.now()
+    WorklistEntry.objects.update_or_create(
+        order=order,
+        defaults={
+            "path": path,
+            "content_sha256": sha,
+            "source_sha256": source_sha,
+            "file_size": size,
+            "exported_at": now,
+            "removed_at": None,
+            "synced_at": now,
+            "last_error": "",
+            "last_attempt_at": now,
+        },
+    )
+
+
+def entry_record_absent(*, order_id: int, error: str = "") -> None:
+    now = timezone.now()
+    defaults = {
+        "path": "",
+        "content_sha256": "",
+        "source_sha256": "",
+        "file_size": None,
+        "last_error": error,
+        "last_attempt_at": now,
+    }
+    if not error:
+        defaults["synced_at"] = now
+    entry, created = WorklistEntry.objects.get_or_create(order_id=order_id, defaults=defaults)
+    if not created:
+        had_file = bool(entry.path)
+        for name, value in defaults.items():
+            setattr(entry, name, value)
+        if had_file:
+            entry.removed_at = now
+        entry.save()
+
+
+def order_sync_worklist(*, order_id: int) -> str:
+    """Write, rewrite or remove the .wl file of order `order_id` so the folder matches the order.
+
+    An active order within the worklist window gets a file (an old one at another path, e.g. after a
+    move to a room with another called AE, is removed); any other order has none. Data a modality
+    cannot take (ExportError) is recorded on the entry for the clerk, and the file is removed rather
+    than left showing outdated details. OSError propagates so the task retries. Idempotent.
+    Returns what it did: "written", "unchanged", "removed", "absent" or "failed".
+    """
+    # Holding the export lock while loading means a task that read older data can never
+    # overwrite the file of one that read newer data. The lock is a file lock: no DB transaction
+    # is open while files are written.
+    with export_lock():
+        order = Order.objects.select_related("patient", "procedure", "room").filter(pk=order_id).first()
+        if order is None:
+            # Deleted: its entry went with it; reconciliation removes the orphan file.
+            return "absent"
+        entry = WorklistEntry.objects.filter(order=order).first()
+        old_path = entry.path if entry else ""
+
+        if not order_belongs_on_worklist(order):
+            removed = False
+            for path in {old_path, _safe_path(order)} - {""}:
+                removed |= worklist_file_remove(relative_path=path)
+            if entry is not None or removed:
+                entry_record_absent(order_id=order.pk)
+            return "removed" if removed else "absent"
+
+        try:
+            source = order_source(order)
+            path = order_file_path(order)
+        except (ExportError, ValueError) as exc:
+            for stale in {old_path, _safe_path(order)} - {""}:
+                worklist_file_remove(relative_path=stale)
+            entry_record_absent(order_id=order.pk, error=str(exc))
+            logger.warning("worklist export of order %s (%s) failed: %s", order.pk, order, exc)
+            return "failed"
+
+        fingerprint = source_fingerprint(source)
+        result = worklist_file_write(
+            relative_path=path,
+            dataset=source_dataset(source),
+            known_sha256=entry.content_sha256 if entry and entry.path == path else "",
+        )
+        if old_path and old_path != path:
+            worklist_file_remove(relative_path=old_path)
+        entry_record_written(
+            order=order, path=path, sha=result.content_sha256, source_sha=fingerprint, size=result.size
+        )
+        return "written" if result.written else "unchanged"
+
+
+def _safe_path(order: Order) -> str:
+    try:
+        return order_file_path(order)
+    except ValueError:
+        return ""

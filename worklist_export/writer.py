@@ -1,0 +1,245 @@
+"""Worklist files on disk: where they go, how they are written and removed (MWL-NOTES sections 3 and 4).
+
+A server that reads a half-written file skips it, which is a silently missing exam. Every file is
+therefore written to a temporary name in the same folder (one that does not end in .wl, so no server
+reads it), flushed, fsynced and renamed over the old one; the folder is fsynced so the rename survives a
+crash. In the wlmscpfs layout the exclusive fcntl lock on the AE folder's `lockfile` is held while files
+are added, replaced or removed; wlmscpfs takes the shared lock on it while it reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import secrets
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from scheduling.models import Order
+
+# Modality Worklist Information Model - FIND.
+MWL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.31"
+EXTENSION = ".wl"
+LOCKFILE = "lockfile"
+LAYOUT_ORTHANC = "orthanc"
+LAYOUT_WLMSCPFS = "wlmscpfs"
+# Serialises this system's own writers (tasks, reconciliation) so an older task can never overwrite
+# a newer file; it lives in the root, where neither server looks for worklist items.
+EXPORT_LOCK = ".ris-export.lock"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def worklist_root() -> Path:
+    return Path(settings.WORKLIST_DIR)
+
+
+def worklist_layout() -> str:
+    layout = settings.WORKLIST_LAYOUT
+    if layout not in (LAYOUT_ORTHANC, LAYOUT_WLMSCPFS):
+        raise ValueError(f"WORKLIST_LAYOUT must be 'orthanc' or 'wlmscpfs', not {layout!r}")
+    return layout
+
+
+def safe_name(value: str) -> str:
+    """`value` reduced to [A-Za-z0-9_-]: no path separators, no dots, no '..'."""
+    return _UNSAFE.sub("_", value.strip()).strip("_")
+
+
+def safe_ae_folder(ae_title: str) -> str:
+    """The folder wlmscpfs looks in for `ae_title`; refuses anything that could leave WORKLIST_DIR."""
+    folder = ae_title.strip()
+    if not folder or "/" in folder or "\\" in folder or folder in (".", "..") or "\0" in folder:
+        raise ValueError(f"unsafe called AE title for a folder name: {ae_title!r}")
+    return folder
+
+
+def called_ae_title(order: Order) -> str:
+    return order.room.called_ae_title.strip() or settings.WORKLIST_CALLED_AE
+
+
+def order_file_path(order: Order) -> str:
+    """Where `order`'s file goes, relative to WORKLIST_DIR (posix separators)."""
+    name = safe_name(order.accession_number) or f"order-{order.pk}"
+    filename = f"{name}{EXTENSION}"
+    if worklist_layout() == LAYOUT_WLMSCPFS:
+        return f"{safe_ae_folder(called_ae_title(order))}/{filename}"
+    return filename
+
+
+def dataset_bytes(ds: Dataset) -> bytes:
+    """The dataset (without file meta) encoded as Explicit VR Little Endian: what content_sha256 hashes.
+
+    The file meta holds a fresh SOP Instance UID on every write, so only the dataset is compared.
+    """
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+def content_sha256(ds: Dataset) -> str:
+    return hashlib.sha256(dataset_bytes(ds)).hexdigest()
+
+
+def file_content_sha256(path: Path) -> str | None:
+    """The hash of a Part 10 file's dataset bytes (after the file meta), or None if unreadable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    # 128-byte preamble, "DICM", then (0002,0000) UL FileMetaInformationGroupLength in explicit VR LE.
+    if len(data) < 144 or data[128:132] != b"DICM" or data[132:136] != b"\x02\x00\x00\x00":
+        return None
+    (group_length,) = struct.unpack("<I", data[140:144])
+    return hashlib.sha256(data[144 + group_length :]).hexdigest()
+
+
+def _file_meta() -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MWL_SOP_CLASS_UID
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return meta
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # lockf is fcntl(F_SETLKW): the same lock family wlmscpfs's shared read lock belongs to.
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def export_lock() -> Iterator[None]:
+    """Held by every writer of this system for the whole load-build-write of one order or a reconcile."""
+    root = worklist_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(root / EXPORT_LOCK):
+        yield
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """The wlmscpfs AE folder lock (creating `lockfile` if missing); nothing in the orthanc layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if worklist_layout() != LAYOUT_WLMSCPFS or folder == worklist_root():
+        yield
+        return
+    with _exclusive_lock(folder / LOCKFILE):
+        yield
+
+
+def _resolve(relative_path: str) -> Path:
+    root = worklist_root().resolve()
+    path = (root / relative_path).resolve()
+    if path.parent != root and path.parent.parent != root:
+        raise ValueError(f"worklist path outside WORKLIST_DIR: {relative_path!r}")
+    if not path.name.endswith(EXTENSION):
+        raise ValueError(f"not a worklist file: {relative_path!r}")
+    return path
+
+
+def _write_atomic(path: Path, ds: Dataset) -> None:
+    ds.file_meta = _file_meta()
+    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
+    try:
+        with open(tmp, "wb") as fh:
+            ds.save_as(fh, enforce_file_format=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: str
+    content_sha256: str
+    size: int
+    written: bool  # False when the file on disk already had identical content
+
+
+def worklist_file_write(*, relative_path: str, dataset: Dataset, known_sha256: str = "") -> WriteResult:
+    """Write `dataset` to WORKLIST_DIR/relative_path unless the file there already holds the same content.
+
+    `known_sha256` is the hash recorded at the last export: when it matches, the file is not re-read.
+    Raises OSError on I/O failure (the caller retries); never leaves a partial .wl file behind.
+    """
+    path = _resolve(relative_path)
+    sha = content_sha256(dataset)
+    with folder_lock(path.parent):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        same = size is not None and (known_sha256 == sha or file_content_sha256(path) == sha)
+        if not same:
+            _write_atomic(path, dataset)
+            size = path.stat().st_size
+    return WriteResult(path=relative_path, content_sha256=sha, size=size, written=not same)
+
+
+def worklist_file_remove(*, relative_path: str) -> bool:
+    """Remove WORKLIST_DIR/relative_path; True if a file was there."""
+    path = _resolve(relative_path)
+    if not path.parent.exists():
+        return False
+    with folder_lock(path.parent):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+    return True
+
+
+def worklist_files_on_disk() -> dict[str, os.stat_result]:
+    """Every .wl file a server would read in the current layout: {relative path: stat}.
+
+    Orthanc layout: the .wl files directly in WORKLIST_DIR. wlmscpfs layout: <AE folder>/*.wl.
+    Anything else (other extensions, the lockfile, deeper folders) is not ours and is left alone.
+    """
+    root = worklist_root()
+    found: dict[str, os.stat_result] = {}
+    if not root.is_dir():
+        return found
+    if worklist_layout() == LAYOUT_ORTHANC:
+        folders = [("", root)]
+    else:
+        folders = [(entry.name + "/", Path(entry.path)) for entry in os.scandir(root) if entry.is_dir()]
+    for prefix, folder in folders:
+        for entry in os.scandir(folder):
+            if entry.name.endswith(EXTENSION) and entry.is_file(follow_symlinks=False):
+                found[prefix + entry.name] = entry.stat(follow_symlinks=False)
+    return found
