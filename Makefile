@@ -31,8 +31,11 @@ run: migrate messages
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The default suite, then the real-stack tier (PostgreSQL, Redis, a Celery worker and beat) in its own
+# run with its own settings. The tier skips when those services do not answer, except under CI=true.
 test: install messages
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not realstack"
+	$(BIN)/pytest -m realstack --ds=ris.settings_realstack tests/realstack
 
 test-fast: install
 	$(BIN)/pytest -m "not interop and not realstack and not e2e"

@@ -38,6 +38,25 @@ else:
 
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS and the reverse proxy ----------------------------------------------------------------
+# In production the app sits behind a TLS-terminating reverse proxy (nginx, Traefik, a load balancer)
+# that sets X-Forwarded-Proto and X-Forwarded-Host. Trust those headers only behind such a proxy: a
+# client talking to gunicorn directly could otherwise claim to be on HTTPS or on another host.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Container and load-balancer health probes speak plain HTTP to the app itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+# HSTS tells browsers to refuse plain HTTP for this host for that many seconds, and it cannot be taken
+# back before it expires. The default is one hour so a misconfigured first deployment recovers quickly;
+# raise it (31536000, a year) once HTTPS is known to work. 0 turns HSTS off.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -122,6 +141,14 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 
+if not DEBUG:
+    # Hashed, pre-compressed files served by WhiteNoise with far-future caching; needs `collectstatic`
+    # (the Docker image runs it at build time). DEBUG keeps the plain storage so no build step is needed.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "ris.storage.StaticFilesStorage"},
+    }
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
@@ -160,13 +187,61 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Results are only kept for inspection; nothing waits on them.
+CELERY_RESULT_EXPIRES = 24 * 3600
+# Every WORKLIST_RECONCILE_SECONDS, beat queues a sweep that rewrites missing or stale .wl files and
+# removes orphans, so a lost task or a file deleted by hand is repaired. Run exactly one beat.
 WORKLIST_RECONCILE_SECONDS = env.int("WORKLIST_RECONCILE_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-worklists": {
+        "task": "worklist_export.tasks.reconcile_worklists",
+        "schedule": float(WORKLIST_RECONCILE_SECONDS),
+    },
+}
 
+# Everything to stdout: the container runtime (or systemd) collects and rotates it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Built-in DICOM server (mwl_server: `manage.py serve_dicom`) ----------------------------------
+# Added by the mwl_server app. One listener answers Modality Worklist C-FIND from the database, takes
+# MPPS (N-CREATE / N-SET) from the scanners and answers C-ECHO.
+INSTALLED_APPS = [*INSTALLED_APPS, "mwl_server"]
+DICOM_SERVER_AE = env("DICOM_SERVER_AE", default="RISMWL")
+DICOM_SERVER_PORT = env.int("DICOM_SERVER_PORT", default=11112)
+# DICOM cannot be bound to one interface per peer; firewall the port to the modality network.
+DICOM_SERVER_BIND = env("DICOM_SERVER_BIND", default="0.0.0.0")
+# Calling AE titles allowed besides every room's station AE title. Anyone else is rejected at
+# association unless DICOM_SERVER_ALLOW_ANY_CALLER (a trial set-up only: the worklist holds patient data).
+DICOM_SERVER_KNOWN_CALLERS = env.list("DICOM_SERVER_KNOWN_CALLERS", default=[])
+DICOM_SERVER_ALLOW_ANY_CALLER = env.bool("DICOM_SERVER_ALLOW_ANY_CALLER", default=False)
+# "Query as a modality" (/mwl/query/): the worklist servers the page can ask, and how long it waits.
+MWL_QUERY_TIMEOUT = env.int("MWL_QUERY_TIMEOUT", default=5)
+MWL_QUERY_TARGETS = {
+    "builtin": {
+        "label": "Built-in server (serve_dicom)",
+        "host": env("MWL_QUERY_BUILTIN_HOST", default="127.0.0.1"),
+        "port": DICOM_SERVER_PORT,
+        "called_ae": DICOM_SERVER_AE,
+    },
+    "orthanc": {
+        "label": "Orthanc",
+        "host": env("MWL_QUERY_ORTHANC_HOST", default="127.0.0.1"),
+        "port": env.int("MWL_QUERY_ORTHANC_PORT", default=4242),
+        "called_ae": env("MWL_QUERY_ORTHANC_AE", default="ORTHANC"),
+    },
+    "wlmscpfs": {
+        "label": "DCMTK wlmscpfs",
+        "host": env("MWL_QUERY_WLMSCPFS_HOST", default="127.0.0.1"),
+        "port": env.int("MWL_QUERY_WLMSCPFS_PORT", default=11113),
+        "called_ae": env("MWL_QUERY_WLMSCPFS_AE", default=WORKLIST_CALLED_AE),
+    },
 }

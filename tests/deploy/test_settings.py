@@ -1,0 +1,78 @@
+"""Production settings: `check --deploy` is clean, and a missing secret stops the app with a clear message.
+
+Run in a subprocess: settings are read once per process, and the test process uses ris.settings_test.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    # Start from a clean slate: no DJANGO_* or other settings leaking in from the developer's shell.
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**keep, "DJANGO_SETTINGS_MODULE": "ris.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_it_passes_the_deployment_checklist():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64)[:50],
+        DJANGO_ALLOWED_HOSTS="ris.example.org",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_it_refuses_to_start_without_a_secret_key():
+    result = manage("check", DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="ris.example.org")
+
+    assert result.returncode != 0
+    assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
+    assert "Production (DJANGO_DEBUG off) needs DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_it_refuses_a_short_secret_key():
+    result = manage("check", DJANGO_DEBUG="0", DJANGO_SECRET_KEY="short", DJANGO_ALLOWED_HOSTS="x.org")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be at least 32 characters long" in result.stderr
+
+
+def test_the_embedded_default_still_starts_in_debug():
+    result = manage("check", DJANGO_DEBUG="1")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_collectstatic_builds_the_production_manifest(tmp_path):
+    result = manage(
+        "collectstatic",
+        "--noinput",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="collectstatic-only-not-a-runtime-secret-0123456789",
+        DJANGO_ALLOWED_HOSTS="build",
+        DJANGO_STATIC_ROOT=str(tmp_path),
+    )
+
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())
+    hashed = manifest["paths"]["vendor/bootstrap/bootstrap.min.css"]
+    assert (tmp_path / f"{hashed}.gz").exists()
