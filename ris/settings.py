@@ -16,7 +16,8 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 env_file = BASE_DIR / ".env"
-if env_file.exists():
+# The test settings set RIS_IGNORE_DOTENV so a deployer's .env never leaks into a test run.
+if env_file.exists() and not env.bool("RIS_IGNORE_DOTENV", default=False):
     env.read_env(str(env_file))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

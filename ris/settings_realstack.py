@@ -9,6 +9,7 @@ import os
 import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ["RIS_IGNORE_DOTENV"] = "1"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ris")
 # A spare Redis database, so the tier never mixes its queue with a developer's running stack.
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")

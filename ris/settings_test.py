@@ -4,6 +4,7 @@ import os
 import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ["RIS_IGNORE_DOTENV"] = "1"
 
 from .settings import *  # noqa: E402,F403
 
@@ -14,3 +15,5 @@ CELERY_BROKER_URL = ""
 CELERY_TASK_ALWAYS_EAGER = True
 WORKLIST_DIR = tempfile.mkdtemp(prefix="ris-worklists-")
 LANGUAGE_CODE = "en"
+# WhiteNoise warns on every request when STATIC_ROOT does not exist; tests never collect static files.
+STATIC_ROOT = tempfile.mkdtemp(prefix="ris-static-")
