@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -117,7 +118,13 @@ class PatientSearchForm(BootstrapInputsMixin, forms.Form):
     q = forms.CharField(
         label=_("MRN or name"),
         required=False,
-        widget=forms.TextInput(attrs={"placeholder": _("MRN, Thai or Latin name"), "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": _("MRN, Thai or Latin name"),
+                "autofocus": True,
+                "data-autocomplete-url": reverse_lazy("scheduling:patient_autocomplete"),
+            }
+        ),
     )
     birth_date = forms.DateField(label=_("Birth date"), required=False, widget=_date_input())
 
@@ -203,6 +210,9 @@ class BookingForm(SlotFormMixin, forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.chosen_patient = self._peek("patient")
+        if self.chosen_patient is not None:
+            # The clerk arrives here from the patient: start typing at the first thing to choose.
+            self.fields["procedure"].widget.attrs["autofocus"] = True
         procedure = self._peek("procedure")
         self._offer_slots(
             room=self._peek("room"),

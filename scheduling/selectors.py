@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import Order, OrderStatus, Patient, Room
+from .models import OpeningHours, Order, OrderStatus, Patient, Room
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -103,3 +104,99 @@ def order_list(
     if room is not None:
         qs = qs.filter(room=room)
     return qs.order_by("scheduled_start", "pk")
+
+
+@dataclass
+class BoardBlock:
+    """One exam on the day board, placed by minutes from the top of the grid."""
+
+    order: Order
+    top: int
+    height: int
+
+
+@dataclass
+class BoardColumn:
+    room: Room
+    hours: OpeningHours | None
+    blocks: list[BoardBlock]
+    open_top: int = 0  # the opening hours, in minutes from the top of the grid (0, 0 when closed)
+    open_height: int = 0
+
+
+@dataclass
+class DayBoard:
+    day: date
+    start: datetime | None  # top of the grid; None when no room is open and nothing is booked
+    end: datetime | None
+    rows: list[datetime]  # one per RIS_SLOT_MINUTES, labelled on the left
+    columns: list[BoardColumn]
+
+    @property
+    def minutes(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60) if self.start and self.end else 0
+
+
+def _open_span(day: date, hours: OpeningHours | None, minutes) -> dict[str, int]:
+    if hours is None:
+        return {}
+    tz = timezone.get_current_timezone()
+    opens = minutes(timezone.make_aware(datetime.combine(day, hours.opens), tz))
+    closes = minutes(timezone.make_aware(datetime.combine(day, hours.closes), tz))
+    return {"open_top": opens, "open_height": closes - opens}
+
+
+def day_board(*, day: date) -> DayBoard:
+    """The day board: one column per room, a grid from the earliest opening to the latest closing.
+
+    Three queries whatever the number of orders (orders with their patient, procedure and room; rooms;
+    opening hours). The grid also stretches to cover an exam booked outside today's opening hours.
+    """
+    tz = timezone.get_current_timezone()
+    columns, bounds = [], []
+    for room, orders in schedule_for_day(day=day):
+        hours = room.hours_for(day.weekday())
+        if hours is not None:
+            bounds.append(timezone.make_aware(datetime.combine(day, hours.opens), tz))
+            bounds.append(timezone.make_aware(datetime.combine(day, hours.closes), tz))
+        for order in orders:
+            bounds += [order.scheduled_start, min(order.scheduled_end, day_bounds(day)[1])]
+        columns.append((room, hours, orders))
+    if not bounds:
+        return DayBoard(
+            day=day,
+            start=None,
+            end=None,
+            rows=[],
+            columns=[BoardColumn(room=room, hours=hours, blocks=[]) for room, hours, _ in columns],
+        )
+    step = timedelta(minutes=settings.RIS_SLOT_MINUTES)
+    # Rows start on a whole hour so the labels read naturally even when a room opens at 08:15.
+    start = timezone.localtime(min(bounds)).replace(minute=0, second=0, microsecond=0)
+    end = max(bounds)
+    rows, row = [], start
+    while row < end:
+        rows.append(row)
+        row += step
+    end = row
+
+    def minutes(moment: datetime) -> int:
+        return int((moment - start).total_seconds() // 60)
+
+    board_columns = [
+        BoardColumn(
+            room=room,
+            hours=hours,
+            blocks=[
+                BoardBlock(
+                    order=order,
+                    top=minutes(order.scheduled_start),
+                    height=minutes(min(order.scheduled_end, end)) - minutes(order.scheduled_start),
+                )
+                for order in orders
+            ],
+            **_open_span(day, hours, minutes),
+        )
+        for room, hours, orders in columns
+    ]
+    return DayBoard(day=day, start=start, end=end, rows=rows, columns=board_columns)

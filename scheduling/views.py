@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
+from .barcode import code128_svg
 from .forms import (
     BOOKING_ERROR_FIELDS,
     BookingForm,
@@ -48,8 +53,15 @@ def _error_messages(request: HttpRequest, form) -> None:
 # --- schedule -----------------------------------------------------------------------------------
 
 
+# The board's blocks are drawn at this many pixels per minute (a 15-minute slot is 30 px high).
+BOARD_PX_PER_MINUTE = 2
+# The board asks the server for a fresh copy this often, so clerks see each other's bookings.
+BOARD_REFRESH_SECONDS = 20
+
+
 @require_GET
 def schedule(request: HttpRequest) -> HttpResponse:
+    """The day board: rooms side by side, exams placed on a time grid. ?partial=1 gives the grid alone."""
     today = timezone.localdate()
     day = today
     if raw := request.GET.get("date"):
@@ -59,17 +71,20 @@ def schedule(request: HttpRequest) -> HttpResponse:
             messages.warning(
                 request, _("“%(value)s” is not a date (YYYY-MM-DD); showing today.") % {"value": raw}
             )
-    rooms = [
-        {"room": room, "hours": room.hours_for(day.weekday()), "orders": orders}
-        for room, orders in selectors.schedule_for_day(day=day)
-    ]
     context = {
         "day": day,
         "today": today,
         "previous_day": day - timedelta(days=1),
         "next_day": day + timedelta(days=1),
-        "rooms": rooms,
+        "board": selectors.day_board(day=day),
+        "px": BOARD_PX_PER_MINUTE,
+        "slot_px": BOARD_PX_PER_MINUTE * settings.RIS_SLOT_MINUTES,
+        "refresh_seconds": BOARD_REFRESH_SECONDS,
+        "cancel_form": CancelForm(),
+        "back": f"{request.path}?date={day.isoformat()}",
     }
+    if request.GET.get("partial"):
+        return render(request, "scheduling/_board.html", context)
     return render(request, "scheduling/schedule.html", context)
 
 
@@ -86,6 +101,36 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "scheduling/patient_list.html", {"form": form, "page": page})
+
+
+AUTOCOMPLETE_LIMIT = 10
+
+
+@require_GET
+def patient_autocomplete(request: HttpRequest) -> JsonResponse:
+    """Up to 10 patients matching ?q= as [{id, label, url}], for the search boxes' suggestion lists."""
+    query = request.GET.get("q", "").strip()
+    if not query:
+        return JsonResponse({"results": []})
+    patients = selectors.patient_search(query=query)[:AUTOCOMPLETE_LIMIT]
+    results = [
+        {
+            "id": patient.pk,
+            "label": " · ".join(
+                part
+                for part in (
+                    patient.display_name,
+                    patient.romanized_display_name,
+                    patient.mrn,
+                    date_format(patient.birth_date, "SHORT_DATE_FORMAT"),
+                )
+                if part
+            ),
+            "url": patient.get_absolute_url(),
+        }
+        for patient in patients
+    ]
+    return JsonResponse({"results": results})
 
 
 @require_http_methods(["GET", "POST"])
@@ -149,7 +194,9 @@ def order_create(request: HttpRequest) -> HttpResponse:
                     % {
                         "procedure": order.procedure.code_meaning,
                         "patient": order.patient.display_name,
-                        "start": f"{timezone.localtime(order.scheduled_start):%Y-%m-%d %H:%M}",
+                        "start": date_format(
+                            timezone.localtime(order.scheduled_start), "SHORT_DATETIME_FORMAT"
+                        ),
                         "accession": order.accession_number,
                     },
                 )
@@ -200,6 +247,24 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_order(request, _order_for_page(pk))
 
 
+@require_GET
+def order_slip(request: HttpRequest, pk: int) -> HttpResponse:
+    """The appointment slip handed to the patient: when, where, how to prepare, and a barcode for check-in."""
+    order = _order_for_page(pk)
+    context = {"order": order, "barcode": mark_safe(code128_svg(order.accession_number))}  # noqa: S308
+    return render(request, "scheduling/order_slip.html", context)
+
+
+def _redirect_back(request: HttpRequest, order: Order) -> HttpResponse:
+    """Back to where the action was taken (the day board posts ?next=), else to the order."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(order)
+
+
 def _order_step(request: HttpRequest, pk: int, service: Callable[..., Order], done: str) -> HttpResponse:
     order = get_object_or_404(Order, pk=pk)
     try:
@@ -209,7 +274,7 @@ def _order_step(request: HttpRequest, pk: int, service: Callable[..., Order], do
             messages.error(request, message)
     else:
         messages.success(request, done % {"accession": order.accession_number})
-    return redirect(order)
+    return _redirect_back(request, order)
 
 
 @require_POST
@@ -240,7 +305,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request, _("Order %(accession)s cancelled.") % {"accession": order.accession_number}
             )
-            return redirect(order)
+            return _redirect_back(request, order)
     return _render_order(request, order, cancel_form=form)
 
 
@@ -269,7 +334,9 @@ def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
                     % {
                         "accession": order.accession_number,
                         "room": order.room.name,
-                        "start": f"{timezone.localtime(order.scheduled_start):%Y-%m-%d %H:%M}",
+                        "start": date_format(
+                            timezone.localtime(order.scheduled_start), "SHORT_DATETIME_FORMAT"
+                        ),
                     },
                 )
                 return redirect(order)

@@ -35,3 +35,19 @@ def tomorrow_at():
         return timezone.make_aware(datetime(day.year, day.month, day.day, hour, minute))
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_messages():
+    """Compile the .po files when their .mo is missing or older, so Thai pages render in Thai even
+    when pytest runs without `make messages` first (the .mo files are build output, not in git)."""
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.core.management import call_command
+
+    for po in Path(settings.BASE_DIR, "locale").glob("*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            call_command("compilemessages", "--ignore=.venv", verbosity=0)
+            break

@@ -1,0 +1,146 @@
+"""The day board ("/"): rooms side by side on a time grid built from their opening hours."""
+
+from datetime import time, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from scheduling.models import OrderStatus
+from scheduling.selectors import day_board
+from tests.factories import OrderFactory, PatientFactory, RoomFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clerk(client, user):
+    client.force_login(user)
+    return client
+
+
+def tomorrow():
+    return timezone.localdate() + timedelta(days=1)
+
+
+def test_the_grid_runs_from_the_earliest_opening_to_the_latest_closing(settings):
+    settings.RIS_SLOT_MINUTES = 15
+    RoomFactory(hours=[(tomorrow().weekday(), time(8), time(12))])
+    RoomFactory(hours=[(tomorrow().weekday(), time(10), time(17, 30))])
+
+    board = day_board(day=tomorrow())
+
+    assert f"{board.start:%H:%M}" == "08:00"
+    assert f"{board.end:%H:%M}" == "17:30"
+    assert len(board.rows) == (17 * 60 + 30 - 8 * 60) // 15
+    assert [(c.open_top, c.open_height) for c in board.columns] == [(0, 240), (120, 450)]
+
+
+def test_a_block_is_placed_by_start_and_sized_by_duration(room, user, tomorrow_at):
+    OrderFactory(room=room, scheduled_start=tomorrow_at(9, 30), duration_minutes=45, booked_by=user)
+
+    (column,) = day_board(day=tomorrow()).columns
+    (block,) = column.blocks
+
+    assert (block.top, block.height) == (90, 45)
+
+
+def test_a_closed_day_with_no_bookings_has_no_grid(user):
+    RoomFactory(hours=[])
+
+    board = day_board(day=tomorrow())
+
+    assert board.rows == []
+    assert len(board.columns) == 1
+
+
+def test_the_board_shows_each_exam_with_patient_procedure_and_status(
+    clerk, room, procedure, tomorrow_at, user
+):
+    patient = PatientFactory(family_name="ใจดี", given_name="สมชาย")
+    order = OrderFactory(
+        patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9), booked_by=user
+    )
+
+    response = clerk.get(reverse("scheduling:schedule"), {"date": tomorrow().isoformat()})
+
+    content = response.content.decode()
+    assert 'style="top: 120px; height: 60px"' in content  # 09:00 is 60 min below 08:00, at 2 px a minute
+    assert "สมชาย ใจดี" in content
+    assert "CT Head without contrast" in content
+    assert "bg-primary-subtle" in content
+    assert reverse("scheduling:order_arrive", args=[order.pk]) in content
+    assert reverse("scheduling:order_cancel", args=[order.pk]) in content
+    assert reverse("scheduling:order_reschedule", args=[order.pk]) in content
+    assert reverse("scheduling:order_complete", args=[order.pk]) not in content
+
+
+def test_the_partial_is_the_board_alone_for_the_refresh(clerk, room, tomorrow_at, user):
+    OrderFactory(accession_number="26010100042", room=room, scheduled_start=tomorrow_at(9), booked_by=user)
+
+    response = clerk.get(reverse("scheduling:schedule"), {"date": tomorrow().isoformat(), "partial": "1"})
+
+    content = response.content.decode()
+    assert "26010100042" in content
+    assert "<html" not in content
+    assert 'class="board"' in content
+
+
+def test_the_full_page_polls_the_partial(clerk):
+    response = clerk.get(reverse("scheduling:schedule"), {"date": "2026-03-01"})
+
+    content = response.content.decode()
+    assert 'data-refresh-url="/?date=2026-03-01&amp;partial=1"' in content
+    assert "scheduling/board.js" in content
+
+
+def test_the_board_runs_a_constant_number_of_queries(clerk, django_assert_max_num_queries, tomorrow_at, user):
+    rooms = [RoomFactory() for _ in range(3)]
+
+    def count_for(n_orders):
+        for i in range(n_orders):
+            OrderFactory(
+                room=rooms[i % 3],
+                patient=PatientFactory(),
+                scheduled_start=tomorrow_at(8) + timedelta(minutes=30 * (i // 3)),
+                booked_by=user,
+            )
+        with django_assert_max_num_queries(8) as captured:
+            clerk.get(reverse("scheduling:schedule"), {"date": tomorrow().isoformat(), "partial": "1"})
+        return len(captured)
+
+    assert count_for(1) == count_for(30)
+
+
+def test_an_action_from_the_board_returns_to_the_board(clerk, room, tomorrow_at, user):
+    order = OrderFactory(room=room, scheduled_start=tomorrow_at(9), booked_by=user)
+    back = f"/?date={tomorrow().isoformat()}"
+
+    response = clerk.post(reverse("scheduling:order_arrive", args=[order.pk]), {"next": back})
+
+    assert response.url == back
+    order.refresh_from_db()
+    assert order.status == OrderStatus.ARRIVED
+
+
+def test_a_cancel_from_the_board_returns_to_the_board(clerk, room, tomorrow_at, user):
+    order = OrderFactory(room=room, scheduled_start=tomorrow_at(9), booked_by=user)
+    back = f"/?date={tomorrow().isoformat()}"
+
+    response = clerk.post(
+        reverse("scheduling:order_cancel", args=[order.pk]), {"next": back, "reason": "Patient ill"}
+    )
+
+    assert response.url == back
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+
+
+def test_it_ignores_a_next_to_another_site(clerk, room, tomorrow_at, user):
+    order = OrderFactory(room=room, scheduled_start=tomorrow_at(9), booked_by=user)
+
+    response = clerk.post(
+        reverse("scheduling:order_arrive", args=[order.pk]), {"next": "https://evil.example/"}
+    )
+
+    assert response.url == order.get_absolute_url()
