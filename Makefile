@@ -29,6 +29,8 @@ run: migrate messages
 	@echo "  RIS front desk: http://$(HOST):$(PORT)/   (log in as frontdesk or admin, password demo-pass-2026)"
 	@echo "  Worklist folder: $${WORKLIST_DIR:-var/worklists}"
 	@echo ""
+	@echo "  DICOM worklist/MPPS server: $${DICOM_SERVER_AE:-RISMWL} on port $${DICOM_SERVER_PORT:-11112}"
+	$(BIN)/python manage.py serve_dicom --stop-with-parent --bind $(HOST) & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The default suite, then the real-stack tier (PostgreSQL, Redis, a Celery worker and beat) in its own

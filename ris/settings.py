@@ -6,6 +6,7 @@ listed in .env.example. With DJANGO_DEBUG off, SECRET_KEY and ALLOWED_HOSTS have
 refuses to start without them rather than run with a guessable key.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "crispy_forms",
     "crispy_bootstrap5",
+    "axes",
+    "simple_history",
     "scheduling",
     "worklist_export",
 ]
@@ -84,6 +87,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Every page is behind login; the few public ones are listed with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Records who made each change to a patient or an order (django-simple-history).
+    "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ris.urls"
@@ -99,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "scheduling.roles.roles_context",
             ],
         },
     },
@@ -125,6 +133,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login throttling (django-axes) -------------------------------------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused,
+# even with the right password, for AXES_COOLOFF_MINUTES. Keyed on username and address together so
+# a stranger cannot lock a clerk out from elsewhere, and one address cannot guess many passwords for
+# one user. Behind a reverse proxy every client has the proxy's address: the key is then in effect
+# the username. `manage.py axes_reset_username <name>` lifts a lockout early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
+# The admin shows each patient's and order's history, but never restores an old version: that would
+# write the row directly, past the booking rules and the worklist export.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "scheduling:schedule"

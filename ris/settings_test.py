@@ -11,6 +11,8 @@ from .settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if "DATABASE_URL" not in os.environ:
     DATABASES["default"]["NAME"] = os.path.join(tempfile.gettempdir(), "ris-test.sqlite3")  # noqa: F405
+# Tests log in with force_login; the throttling test switches axes on with the `settings` fixture.
+AXES_ENABLED = False
 CELERY_BROKER_URL = ""
 CELERY_TASK_ALWAYS_EAGER = True
 WORKLIST_DIR = tempfile.mkdtemp(prefix="ris-worklists-")

@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("worklist/", include("worklist_export.urls")),
+    path("mwl/", include("mwl_server.urls")),
     path("", include("scheduling.urls")),
 ]

@@ -10,10 +10,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .forms import PATIENT_FIELDS, PatientForm, add_service_error
@@ -44,7 +47,7 @@ BOOKING_FIELDS = (
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(SimpleHistoryAdmin):
     list_display = (
         "mrn",
         "issuer",
@@ -72,9 +75,9 @@ class PatientAdmin(admin.ModelAdmin):
         # The form has already checked every field and the MRN; the admin knows what it is registering.
         values = {name: getattr(obj, name) for name in PATIENT_FIELDS}
         if change:
-            services.patient_update(patient=obj, **values)
+            services.patient_update(patient=obj, user=request.user, **values)
         else:
-            obj.pk = services.patient_register(confirm_duplicate=True, **values).pk
+            obj.pk = services.patient_register(confirm_duplicate=True, user=request.user, **values).pk
 
 
 @admin.register(Procedure)
@@ -188,7 +191,7 @@ class OrderAdminForm(forms.ModelForm):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(SimpleHistoryAdmin):
     form = OrderAdminForm
     list_display = (
         "accession_number",
@@ -255,3 +258,18 @@ class AccessionCounterAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AccessionCounter | None = None) -> bool:
         return False
+
+
+class RoleAwareUserAdmin(UserAdmin):
+    """The Admin role manages users and their roles, but only a superuser makes superusers or hands out
+    single permissions: otherwise an Admin could make themselves superuser with one tick."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        return (*readonly, "is_superuser", "user_permissions")
+
+
+admin.site.unregister(User)
+admin.site.register(User, RoleAwareUserAdmin)

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from . import validators
 
@@ -115,6 +116,8 @@ class Patient(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Audit trail: every save keeps a copy with who (the logged-in user, or the services' `user`) and when.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["family_name", "given_name"]
@@ -329,6 +332,8 @@ class Order(models.Model):
         _("status"), max_length=16, choices=OrderStatus.choices, default=OrderStatus.SCHEDULED
     )
     cancel_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
+    # Why the modality stopped the exam (MPPS DISCONTINUED); the order went back to the front desk.
+    discontinue_reason = models.CharField(_("discontinuation reason"), max_length=200, blank=True)
     booked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -337,6 +342,8 @@ class Order(models.Model):
     )
     booked_at = models.DateTimeField(_("booked at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # Audit trail, shown on the order page: who booked, moved, changed or cancelled it, and when.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["scheduled_start"]

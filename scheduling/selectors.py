@@ -200,3 +200,76 @@ def day_board(*, day: date) -> DayBoard:
         for room, hours, orders in columns
     ]
     return DayBoard(day=day, start=start, end=end, rows=rows, columns=board_columns)
+
+
+# --- audit trail --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryChange:
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    when: datetime
+    who: str
+    action: str  # "created", "changed" or "deleted"
+    changes: list[HistoryChange]
+
+
+# Bookkeeping the services keep in step with the fields shown; listing them would only repeat.
+HISTORY_HIDDEN_FIELDS = ("updated_at", "scheduled_end", "requested_procedure_id", "sps_id")
+
+
+def _history_value(model, field_name: str, value) -> str:
+    if value is None or value == "":
+        return "—"
+    field = model._meta.get_field(field_name)
+    if field.is_relation:
+        related = field.related_model.objects.filter(pk=value).first()
+        return str(related) if related is not None else str(value)
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, datetime):
+        return f"{timezone.localtime(value):%Y-%m-%d %H:%M}"
+    return str(value)
+
+
+def record_history(*, instance) -> list[HistoryRow]:
+    """Who changed a patient or an order, when, and each field's value before -> after; oldest first.
+
+    The first row is the creation (no before values); a save that changed nothing shown is left out.
+    """
+    model = type(instance)
+    records = list(instance.history.select_related("history_user").order_by("history_date", "history_id"))
+    rows = []
+    previous = None
+    for record in records:
+        if previous is None:
+            changes = []
+        else:
+            delta = record.diff_against(previous, excluded_fields=HISTORY_HIDDEN_FIELDS)
+            changes = [
+                HistoryChange(
+                    field=str(model._meta.get_field(change.field).verbose_name),
+                    old=_history_value(model, change.field, change.old),
+                    new=_history_value(model, change.field, change.new),
+                )
+                for change in delta.changes
+            ]
+        action = {"+": "created", "~": "changed", "-": "deleted"}[record.history_type]
+        if previous is None or changes or action != "changed":
+            user = record.history_user
+            rows.append(
+                HistoryRow(
+                    when=record.history_date,
+                    who=user.get_username() if user is not None else "",
+                    action=action,
+                    changes=changes,
+                )
+            )
+        previous = record
+    return rows

@@ -48,6 +48,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     OrderStatus.CANCELLED: (),
 }
 
+# Not in TRANSITIONS on purpose: the order pages derive their buttons from TRANSITIONS, and going back
+# from IN_PROGRESS to ARRIVED is the modality's call (MPPS DISCONTINUED), made through order_discontinue.
+DISCONTINUABLE = (OrderStatus.IN_PROGRESS,)
 RESCHEDULABLE = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED)
 EDITABLE = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED, OrderStatus.IN_PROGRESS)
 
@@ -267,6 +270,7 @@ def order_book(
                 booked_by=user,
             )
             order.full_clean()
+            order._history_user = user
             order.save()
             _worklist_changed(order)
     except IntegrityError as exc:
@@ -311,6 +315,7 @@ def order_reschedule(
                 exclude=order,
                 confirm_patient_overlap=confirm_patient_overlap,
             )
+            order._history_user = user
             order.room = new_room
             order.scheduled_start = start
             order.duration_minutes = duration
@@ -346,6 +351,7 @@ def order_transition(*, order: Order, to: str, user: AbstractBaseUser, reason: s
                 raise ValidationError({"reason": _("Give a reason for the cancellation.")})
             order.cancel_reason = reason[:200]
             fields.append("cancel_reason")
+        order._history_user = user
         order.status = to
         order.save(update_fields=fields)
         _worklist_changed(order)
@@ -366,6 +372,27 @@ def order_complete(*, order: Order, user: AbstractBaseUser) -> Order:
 
 def order_cancel(*, order: Order, reason: str, user: AbstractBaseUser) -> Order:
     return order_transition(order=order, to=OrderStatus.CANCELLED, user=user, reason=reason)
+
+
+def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> Order:
+    """The modality stopped an exam in progress (MPPS DISCONTINUED): back to ARRIVED, with the reason.
+
+    The order returns to the front desk and to the worklist, so it can be restarted, rescheduled or
+    cancelled; the reason stays on the order.
+    """
+    with transaction.atomic():
+        order = _locked(order)
+        if order.status not in DISCONTINUABLE:
+            raise ValidationError(
+                _("An order that is %(current)s cannot be discontinued.")
+                % {"current": order.get_status_display().lower()},
+                code="illegal_transition",
+            )
+        order.status = OrderStatus.ARRIVED
+        order.discontinue_reason = (reason.strip() or _("Discontinued at modality"))[:200]
+        order.save(update_fields=["status", "discontinue_reason", "updated_at"])
+        _worklist_changed(order)
+    return order
 
 
 ORDER_DETAIL_FIELDS = (
@@ -390,6 +417,7 @@ def order_update_details(*, order: Order, user: AbstractBaseUser, **changes: str
             )
         for name, value in changes.items():
             setattr(order, name, value)
+        order._history_user = user
         order.full_clean()
         order.save(update_fields=[*changes, "updated_at"])
         _worklist_changed(order)
@@ -411,8 +439,13 @@ def patient_duplicates(*, family_name: str, given_name: str, birth_date: date, e
     return qs
 
 
-def patient_register(*, confirm_duplicate: bool = False, **fields) -> Patient:
-    """Register a patient. Warns (DuplicatePatientWarning) on the same name and birth date."""
+def patient_register(
+    *, confirm_duplicate: bool = False, user: AbstractBaseUser | None = None, **fields
+) -> Patient:
+    """Register a patient. Warns (DuplicatePatientWarning) on the same name and birth date.
+
+    `user` is recorded in the patient's history (within a request the logged-in user is, anyway).
+    """
     patient = Patient(**fields)
     patient.full_clean()
     if not confirm_duplicate:
@@ -432,15 +465,19 @@ def patient_register(*, confirm_duplicate: bool = False, **fields) -> Patient:
                 % {"mrns": ", ".join(p.mrn for p in dupes)},
                 code="duplicate_patient",
             )
+    if user is not None:
+        patient._history_user = user
     with transaction.atomic():
         patient.save()
     return patient
 
 
-def patient_update(*, patient: Patient, **fields) -> Patient:
+def patient_update(*, patient: Patient, user: AbstractBaseUser | None = None, **fields) -> Patient:
     """Change a patient's details; their active orders are re-exported (the name is in every item)."""
     with transaction.atomic():
         patient = Patient.objects.select_for_update().get(pk=patient.pk)
+        if user is not None:
+            patient._history_user = user
         for name, value in fields.items():
             setattr(patient, name, value)
         patient.full_clean()

@@ -34,6 +34,7 @@ from .forms import (
     ask_confirmation,
 )
 from .models import Order, Patient
+from .roles import FRONT_DESK, TECHNOLOGIST, require_role, user_has_role
 
 ORDERS_PER_PAGE = 25
 PATIENTS_PER_PAGE = 25
@@ -134,12 +135,15 @@ def patient_autocomplete(request: HttpRequest) -> JsonResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@require_role(FRONT_DESK)
 def patient_create(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             patient = services.patient_register(
-                confirm_duplicate=form.cleaned_data["confirm_duplicate"], **form.patient_fields()
+                confirm_duplicate=form.cleaned_data["confirm_duplicate"],
+                user=request.user,
+                **form.patient_fields(),
             )
         except services.DuplicatePatientWarning as warning:
             ask_confirmation(form, "confirm_duplicate", warning)
@@ -155,16 +159,18 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(Patient, pk=pk)
     orders = patient.orders.select_related("procedure", "room").order_by("-scheduled_start")
-    return render(request, "scheduling/patient_detail.html", {"patient": patient, "orders": orders})
+    context = {"patient": patient, "orders": orders, "history": selectors.record_history(instance=patient)}
+    return render(request, "scheduling/patient_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])
+@require_role(FRONT_DESK)
 def patient_update(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(Patient, pk=pk)
     form = PatientForm(request.POST or None, instance=patient)
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.patient_update(patient=patient, **form.patient_fields())
+            patient = services.patient_update(patient=patient, user=request.user, **form.patient_fields())
         except ValidationError as error:
             add_service_error(form, error)
         else:
@@ -177,6 +183,7 @@ def patient_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@require_role(FRONT_DESK)
 def order_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = BookingForm(request.POST)
@@ -229,15 +236,19 @@ def slots(request: HttpRequest) -> JsonResponse:
 
 def _render_order(request: HttpRequest, order: Order, cancel_form: CancelForm | None = None) -> HttpResponse:
     allowed = services.TRANSITIONS[order.status]
+    # Only the buttons the order's status and the user's role allow; the actions check the role again.
+    front_desk = user_has_role(request.user, FRONT_DESK)
+    technologist = user_has_role(request.user, TECHNOLOGIST)
     context = {
         "order": order,
         "cancel_form": cancel_form or CancelForm(),
-        "can_arrive": services.OrderStatus.ARRIVED in allowed,
-        "can_start": services.OrderStatus.IN_PROGRESS in allowed,
-        "can_complete": services.OrderStatus.COMPLETED in allowed,
-        "can_cancel": services.OrderStatus.CANCELLED in allowed,
-        "can_reschedule": order.status in services.RESCHEDULABLE,
-        "can_edit": order.status in services.EDITABLE,
+        "can_arrive": technologist and services.OrderStatus.ARRIVED in allowed,
+        "can_start": technologist and services.OrderStatus.IN_PROGRESS in allowed,
+        "can_complete": technologist and services.OrderStatus.COMPLETED in allowed,
+        "can_cancel": front_desk and services.OrderStatus.CANCELLED in allowed,
+        "can_reschedule": front_desk and order.status in services.RESCHEDULABLE,
+        "can_edit": front_desk and order.status in services.EDITABLE,
+        "history": selectors.record_history(instance=order),
     }
     return render(request, "scheduling/order_detail.html", context)
 
@@ -278,21 +289,25 @@ def _order_step(request: HttpRequest, pk: int, service: Callable[..., Order], do
 
 
 @require_POST
+@require_role(TECHNOLOGIST)
 def order_arrive(request: HttpRequest, pk: int) -> HttpResponse:
     return _order_step(request, pk, services.order_arrive, _("Order %(accession)s: patient arrived."))
 
 
 @require_POST
+@require_role(TECHNOLOGIST)
 def order_start(request: HttpRequest, pk: int) -> HttpResponse:
     return _order_step(request, pk, services.order_start, _("Order %(accession)s: exam started."))
 
 
 @require_POST
+@require_role(TECHNOLOGIST)
 def order_complete(request: HttpRequest, pk: int) -> HttpResponse:
     return _order_step(request, pk, services.order_complete, _("Order %(accession)s: exam completed."))
 
 
 @require_POST
+@require_role(FRONT_DESK)
 def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order_for_page(pk)
     form = CancelForm(request.POST)
@@ -310,6 +325,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@require_role(FRONT_DESK)
 def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order_for_page(pk)
     if request.method == "POST":
@@ -351,6 +367,7 @@ def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@require_role(FRONT_DESK)
 def order_update(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order_for_page(pk)
     form = OrderDetailsForm(request.POST or None, instance=order)

@@ -3,12 +3,14 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from scheduling.roles import FRONT_DESK, TECHNOLOGIST
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
 
 
 @pytest.fixture
 def user(db):
-    return UserFactory(username="frontdesk")
+    """A clerk who does both the front desk and the scanner, so workflow tests need one login."""
+    return UserFactory(username="frontdesk", roles=[FRONT_DESK, TECHNOLOGIST])
 
 
 @pytest.fixture

@@ -4,19 +4,35 @@ from datetime import date, datetime, time, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from scheduling.models import OpeningHours, Order, Patient, Procedure, Room
+from scheduling.roles import ADMIN, roles_ensure
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A user with no role unless `roles=[FRONT_DESK, ...]` is given (see scheduling.roles)."""
+
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"clerk{n}")
     password = factory.django.Password("pw-for-tests-1")
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        if not create or not extracted:
+            return
+        # A transactional test flushes the tables, groups included: make sure the roles exist.
+        roles_ensure()
+        self.groups.add(*Group.objects.filter(name__in=extracted))
+        if ADMIN in extracted:
+            self.is_staff = True
+            self.save(update_fields=["is_staff"])
 
 
 class PatientFactory(factory.django.DjangoModelFactory):

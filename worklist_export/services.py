@@ -58,6 +58,50 @@ def entry_record_written(*, order: Order, path: str, sha: str, source_sha: str, 
     )
 
 
+ENTRY_WRITTEN_FIELDS = (
+    "path",
+    "content_sha256",
+    "source_sha256",
+    "file_size",
+    "exported_at",
+    "removed_at",
+    "synced_at",
+    "last_error",
+    "last_attempt_at",
+)
+
+
+def entries_record_written(*, records: list[tuple[int, str, str, str, int]]) -> None:
+    """entry_record_written for many orders in one statement: (order_id, path, sha, source_sha, size).
+
+    An upsert on the order, so reconciliation writes one statement per batch instead of a
+    select and an insert or update per file.
+    """
+    if not records:
+        return
+    now = timezone.now()
+    WorklistEntry.objects.bulk_create(
+        [
+            WorklistEntry(
+                order_id=order_id,
+                path=path,
+                content_sha256=sha,
+                source_sha256=source_sha,
+                file_size=size,
+                exported_at=now,
+                removed_at=None,
+                synced_at=now,
+                last_error="",
+                last_attempt_at=now,
+            )
+            for order_id, path, sha, source_sha, size in records
+        ],
+        update_conflicts=True,
+        unique_fields=["order"],
+        update_fields=list(ENTRY_WRITTEN_FIELDS),
+    )
+
+
 def entry_record_absent(*, order_id: int, error: str = "") -> None:
     now = timezone.now()
     defaults = {

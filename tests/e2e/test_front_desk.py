@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from scheduling import services
 from scheduling.models import Order, OrderStatus
+from scheduling.roles import FRONT_DESK, TECHNOLOGIST
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
 from tests.interop.conftest import WLMSCPFS_AE, mwl_find
 
@@ -27,7 +28,7 @@ PASSWORD = "pw-for-tests-1"
 
 @pytest.fixture
 def clerk():
-    return UserFactory(username="nok")
+    return UserFactory(username="nok", roles=[FRONT_DESK, TECHNOLOGIST])
 
 
 @pytest.fixture

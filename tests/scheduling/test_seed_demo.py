@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from scheduling.models import Order, Patient, Procedure, Room
+from scheduling.roles import FRONT_DESK, TECHNOLOGIST, user_roles
 from scheduling.selectors import day_bounds
 
 pytestmark = pytest.mark.django_db
@@ -49,8 +50,13 @@ def test_it_creates_the_demo_users_with_the_given_password(ten_am, capsys):
 
     User = get_user_model()
     admin, frontdesk = User.objects.get(username="admin"), User.objects.get(username="frontdesk")
+    tech = User.objects.get(username="tech")
     assert admin.is_superuser and admin.check_password("another-pass-1")
-    assert frontdesk.is_staff and not frontdesk.is_superuser and frontdesk.check_password("another-pass-1")
+    assert (
+        not frontdesk.is_staff and not frontdesk.is_superuser and frontdesk.check_password("another-pass-1")
+    )
+    assert user_roles(frontdesk) == {FRONT_DESK}
+    assert not tech.is_staff and user_roles(tech) == {TECHNOLOGIST} and tech.check_password("another-pass-1")
     assert "another-pass-1" in capsys.readouterr().out
 
 

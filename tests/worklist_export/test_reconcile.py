@@ -162,3 +162,26 @@ def test_export_failures_are_listed_per_order(worklist_dir, db):
     assert wl_files(worklist_dir) == []
     code, _, _ = run("--check")
     assert code == 1
+
+
+def test_a_large_export_is_written_in_batches_by_a_pool_of_encoders(worklist_dir, db, monkeypatch):
+    from worklist_export import reconcile
+    from worklist_export.dataset import order_dataset
+    from worklist_export.writer import content_sha256, file_content_sha256
+
+    monkeypatch.setattr(reconcile, "BATCH_SIZE", 2)
+    monkeypatch.setattr(reconcile._Encoder, "PARALLEL_FROM", 2)
+    orders = [OrderFactory(accession_number=f"ACC{i}", patient=ThaiPatientFactory()) for i in range(5)]
+
+    assert worklists_reconcile().counts()["missing"] == 5
+    assert wl_files(worklist_dir) == [f"ACC{i}.wl" for i in range(5)]
+    assert not [p for p in worklist_dir.iterdir() if ".tmp-" in p.name]
+    for order in orders:
+        path = worklist_dir / f"{order.accession_number}.wl"
+        ds = dcmread(path)
+        assert ds.file_meta.MediaStorageSOPClassUID == "1.2.840.10008.5.1.4.31"
+        assert ds.PatientName == "ใจดี^สมชาย"
+        # Byte for byte what the task writes: the task finds it unchanged.
+        assert file_content_sha256(path) == content_sha256(order_dataset(order))
+        assert order_sync_worklist(order_id=order.pk) == "unchanged"
+    assert worklists_reconcile().counts()["unchanged"] == 5

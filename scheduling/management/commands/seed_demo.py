@@ -1,4 +1,7 @@
-"""Fill an empty RIS with demo rooms, procedures, patients, bookings and two users.
+"""Fill an empty RIS with demo rooms, procedures, patients, bookings and three users.
+
+Users: `admin` (superuser), `frontdesk` (Front desk role) and `tech` (Technologist role), all with the
+same demo password.
 
 Idempotent: rows are looked up by their natural keys (AE title, code, MRN, username) and a booking is
 made only when the patient has no order for that procedure on that day, so running it twice changes
@@ -11,13 +14,13 @@ from datetime import date, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from scheduling import selectors, services
+from scheduling import roles, selectors, services
 from scheduling.models import CharacterSet, OpeningHours, Order, OrderStatus, Patient, Procedure, Room
 from scheduling.selectors import day_bounds
 
@@ -121,7 +124,9 @@ class Command(BaseCommand):
             f"patients: {Patient.objects.count()}, orders: {Order.objects.count()} "
             f"({booked} booked now, {skipped} without a free future slot)."
         )
-        self.stdout.write(self.style.SUCCESS(f"Log in as 'admin' or 'frontdesk' with password: {password}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Log in as 'admin', 'frontdesk' or 'tech' with password: {password}")
+        )
 
     def _users(self, password: str):
         User = get_user_model()
@@ -130,14 +135,14 @@ class Command(BaseCommand):
         admin_user.set_password(password)
         admin_user.save()
 
-        frontdesk, _ = User.objects.get_or_create(username="frontdesk")
-        frontdesk.is_staff = True
-        frontdesk.set_password(password)
-        frontdesk.save()
-        # Enough to look things up in the admin; bookings are made on the front-desk pages.
-        frontdesk.user_permissions.set(
-            Permission.objects.filter(content_type__app_label="scheduling", codename__startswith="view_")
-        )
+        # The roles work on the front-desk pages only: not staff, no admin access.
+        for username, role in (("frontdesk", roles.FRONT_DESK), ("tech", roles.TECHNOLOGIST)):
+            user, _ = User.objects.get_or_create(username=username)
+            user.is_staff = False
+            user.set_password(password)
+            user.save()
+            user.user_permissions.clear()
+            user.groups.set([Group.objects.get(name=role)])
         return admin_user
 
     def _rooms(self) -> dict[str, Room]:

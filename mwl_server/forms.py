@@ -1,0 +1,28 @@
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from scheduling.models import Room
+
+from .query import query_targets
+
+
+class ModalityQueryForm(forms.Form):
+    room = forms.ModelChoiceField(
+        label=_("Room"), queryset=Room.objects.filter(active=True), empty_label=None
+    )
+    day = forms.DateField(
+        label=_("Date"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    target = forms.ChoiceField(label=_("Worklist server"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = [(t.key, t.label) for t in query_targets().values()]
+        self.fields["day"].initial = timezone.localdate()
+        for field in self.fields.values():
+            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            field.widget.attrs.setdefault("class", css)
+
+    def clean_day(self):
+        return self.cleaned_data["day"] or timezone.localdate()

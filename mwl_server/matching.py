@@ -1,0 +1,305 @@
+"""C-FIND matching of PS3.4 C.2.2.2 (used by Annex K, Modality Worklist) on pydicom datasets.
+
+Keys are compared as decoded text: pydicom decodes the query with the query's SpecificCharacterSet and
+the item with the station's, so a Thai name sent as ISO_IR 166 matches one stored as ISO_IR 192.
+
+- Universal matching: an empty key (or `*` on a VR that takes wildcards) matches everything.
+- Single value matching: the key equals the value; person names ignore case (C.2.2.2.1 allows it;
+  wlmscpfs is case-sensitive, Orthanc is not).
+- Wildcard matching: `*` (any run, also empty) and `?` (one character) on AE, CS, LO, LT, PN, SH, ST,
+  UC and UT.
+- Range matching on DA, TM and DT: `a-b`, `a-` and `-b`, bounds included. A truncated time bound is
+  padded with zeros, so `0900-1200` runs from 09:00:00 up to 12:00:00 exactly (as DCMTK does).
+  Date and time keys are matched independently (no combined date-time matching is negotiated).
+- List of UID matching: a UI key with several values matches any of them.
+- Sequence matching: a sequence with an item matches when any item of the candidate's sequence matches
+  that item's keys; a sequence with no item, or one empty item, is universal.
+
+A key the server cannot read (a malformed date, an unknown character set) raises QueryError, which the
+server turns into a failure status instead of a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+
+from pydicom.charset import python_encoding
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+
+WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)
+# Keys that steer the query rather than select items.
+CONTROL_TAGS = frozenset({SPECIFIC_CHARACTER_SET, Tag(0x0008, 0x0052), Tag(0x0008, 0x0201)})
+
+_DATE = re.compile(r"^\d{8}$")
+_TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
+_DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
+
+
+class QueryError(ValueError):
+    """The identifier cannot be matched as sent; the message says which key and why."""
+
+
+def _is_key(elem: DataElement) -> bool:
+    return elem.tag not in CONTROL_TAGS and not elem.tag.is_private and elem.tag.element != 0
+
+
+def _values(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return [v for v in value if v not in (None, "")]
+    return [] if value == "" else [value]
+
+
+def is_universal(elem: DataElement) -> bool:
+    """An empty key, or `*` alone on a VR that takes wildcards: matches every item."""
+    if elem.VR == "SQ":
+        return len(elem.value) == 0 or all(
+            is_universal(sub) for item in elem.value for sub in item if _is_key(sub)
+        )
+    values = [str(v).strip() for v in _values(elem.value)]
+    if not values:
+        return True
+    return elem.VR in WILDCARD_VRS and all(v == "*" for v in values)
+
+
+def single_value(elem: DataElement | None) -> str | None:
+    """The key's value when it is a plain single value (no wildcard, range or list), else None."""
+    if elem is None or elem.VR == "SQ" or is_universal(elem):
+        return None
+    values = _values(elem.value)
+    if len(values) != 1:
+        return None
+    value = str(values[0]).strip()
+    if elem.VR in WILDCARD_VRS and ("*" in value or "?" in value):
+        return None
+    if elem.VR in ("DA", "TM", "DT") and "-" in value:
+        return None
+    return value
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+def wildcard_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern:
+    parts = ["." if ch == "?" else ".*" if ch == "*" else re.escape(ch) for ch in pattern]
+    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def match_text(key: str, value: str, *, vr: str) -> bool:
+    """Single value or wildcard matching of one text key against one value."""
+    key, value = key.strip(), value.strip()
+    if vr == "PN":
+        # Person names: any component group may match (alphabetic, ideographic, phonetic), and
+        # trailing empty components ("Jaidee^Somchai^^") do not matter.
+        candidates = {value, *value.split("=")}
+        candidates |= {c.rstrip("^") for c in candidates}
+        key = key.rstrip("^") if not key.endswith("*") else key
+        pattern = wildcard_regex(key, ignore_case=True)
+        return any(pattern.fullmatch(c) for c in candidates if c)
+    if vr in WILDCARD_VRS and ("*" in key or "?" in key):
+        return wildcard_regex(key).fullmatch(value) is not None
+    return key == value
+
+
+# --- dates and times ----------------------------------------------------------------------------
+
+
+def _check_date(value: str, tag_name: str) -> str:
+    if not _DATE.match(value):
+        raise QueryError(f"{tag_name}: {value!r} is not a date (YYYYMMDD)")
+    try:
+        datetime.strptime(value, "%Y%m%d")
+    except ValueError:
+        raise QueryError(f"{tag_name}: {value!r} is not a valid date") from None
+    return value
+
+
+def _norm_time(value: str, tag_name: str) -> str:
+    """HH[MM[SS[.F{1,6}]]] -> HHMMSS.FFFFFF (missing parts are zeros), validated."""
+    match = _TIME.match(value.strip())
+    if not match:
+        raise QueryError(f"{tag_name}: {value!r} is not a time (HHMMSS)")
+    hh, mm, ss, frac = match.groups()
+    if int(hh) > 23 or int(mm or 0) > 59 or int(ss or 0) > 60:
+        raise QueryError(f"{tag_name}: {value!r} is not a valid time")
+    return f"{hh}{mm or '00'}{ss or '00'}.{(frac or '.')[1:].ljust(6, '0')}"
+
+
+def _norm_datetime(value: str, tag_name: str) -> str:
+    if not _DATETIME.match(value):
+        raise QueryError(f"{tag_name}: {value!r} is not a date-time")
+    value = re.sub(r"[+-]\d{4}$", "", value)
+    date_part, _, frac = value.partition(".")
+    return date_part.ljust(14, "0") + "." + frac.ljust(6, "0")
+
+
+def split_range(key: str, tag_name: str) -> tuple[str, str]:
+    """'a-b', 'a-', '-b' or 'a' -> (lower, upper); '' for an open end."""
+    key = key.strip()
+    if key.count("-") > 1:
+        raise QueryError(f"{tag_name}: {key!r} is not a range (a-b, a- or -b)")
+    if "-" not in key:
+        return key, key
+    lower, upper = (part.strip() for part in key.split("-"))
+    if not lower and not upper:
+        raise QueryError(f"{tag_name}: {key!r} is a range without bounds")
+    return lower, upper
+
+
+def _in_range(key: str, value: str, norm, tag_name: str) -> bool:
+    lower, upper = split_range(key, tag_name)
+    low = norm(lower, tag_name) if lower else None
+    high = norm(upper, tag_name) if upper else None
+    if low and high and low > high:
+        raise QueryError(f"{tag_name}: the range {key!r} ends before it starts")
+    try:
+        current = norm(value.strip(), tag_name)
+    except QueryError:
+        return False  # a malformed stored value never matches a non-universal key
+    return (low is None or current >= low) and (high is None or current <= high)
+
+
+def match_date(key: str, value: str, tag_name: str = "date") -> bool:
+    return _in_range(key, value, _check_date, tag_name)
+
+
+def match_time(key: str, value: str, tag_name: str = "time") -> bool:
+    return _in_range(key, value, _norm_time, tag_name)
+
+
+def match_datetime(key: str, value: str, tag_name: str = "date-time") -> bool:
+    return _in_range(key, value, _norm_datetime, tag_name)
+
+
+# --- elements and datasets -----------------------------------------------------------------------
+
+
+def _name(elem: DataElement) -> str:
+    return elem.keyword or str(elem.tag)
+
+
+def validate_key(elem: DataElement) -> None:
+    """Raise QueryError when a matching key is malformed, whatever the candidates."""
+    if elem.VR == "SQ":
+        if len(elem.value) > 1:
+            raise QueryError(f"{_name(elem)}: a sequence key holds at most one item")
+        for item in elem.value:
+            for sub in item:
+                if _is_key(sub):
+                    validate_key(sub)
+        return
+    if is_universal(elem):
+        return
+    norm = {"DA": _check_date, "TM": _norm_time, "DT": _norm_datetime}.get(elem.VR)
+    if norm is None:
+        return
+    values = _values(elem.value)
+    if len(values) > 1:
+        raise QueryError(f"{_name(elem)}: a {elem.VR} key takes one value or one range")
+    lower, upper = split_range(str(values[0]), _name(elem))
+    low = norm(lower, _name(elem)) if lower else ""
+    high = norm(upper, _name(elem)) if upper else ""
+    if low and high and low > high:
+        raise QueryError(f"{_name(elem)}: the range {values[0]!r} ends before it starts")
+
+
+def validate_charset(query: Dataset) -> None:
+    terms = query.get("SpecificCharacterSet") or ""
+    for term in [terms] if isinstance(terms, str) else list(terms):
+        term = (term or "").strip()
+        if term and term not in python_encoding:
+            raise QueryError(f"SpecificCharacterSet: unknown character set {term!r}")
+
+
+def validate_query(query: Dataset) -> None:
+    """Check the character set and every matching key; QueryError on the first problem."""
+    validate_charset(query)
+    for elem in query:
+        if _is_key(elem):
+            validate_key(elem)
+
+
+def element_matches(key: DataElement, candidate: DataElement | None) -> bool:
+    """Does one matching key match the candidate item's element (None when the item lacks it)?"""
+    if is_universal(key):
+        return True
+    if candidate is None:
+        return False
+    if key.VR == "SQ":
+        query_item = key.value[0]
+        return any(dataset_matches(query_item, item) for item in candidate.value or [])
+    wanted = _values(key.value)
+    have = [str(v) for v in _values(candidate.value)]
+    if not have:
+        return False
+    name = _name(key)
+    for want in wanted:
+        want = str(want)
+        for value in have:
+            if key.VR == "DA" and match_date(want, value, name):
+                return True
+            if key.VR == "TM" and match_time(want, value, name):
+                return True
+            if key.VR == "DT" and match_datetime(want, value, name):
+                return True
+            if key.VR in ("DA", "TM", "DT"):
+                continue
+            if key.VR in WILDCARD_VRS and match_text(want, value, vr=key.VR):
+                return True
+            if key.VR not in WILDCARD_VRS and want.strip() == value.strip():
+                return True
+    return False
+
+
+def dataset_matches(query: Dataset, item: Dataset) -> bool:
+    """Does `item` match every key of `query` (at this level and inside its sequences)?"""
+    for key in query:
+        if not _is_key(key):
+            continue
+        if not element_matches(key, item.get(key.tag)):
+            return False
+    return True
+
+
+def answer_for(query: Dataset, item: Dataset) -> Dataset:
+    """The C-FIND answer: the keys of `query` with `item`'s values, plus `item`'s character set.
+
+    A key the item lacks comes back empty. A sequence key with no item, or one empty item, returns the
+    item's whole sequence (a modality sends an empty SPS item to get every SPS attribute).
+    """
+    answer = Dataset()
+    if "SpecificCharacterSet" in item:
+        answer.SpecificCharacterSet = item.SpecificCharacterSet
+    _copy_keys(query, item, answer)
+    return answer
+
+
+def _copy_keys(query: Dataset, item: Dataset, answer: Dataset) -> None:
+    for key in query:
+        if not _is_key(key):
+            continue
+        have = item.get(key.tag)
+        if key.VR == "SQ":
+            if have is None:
+                answer.add_new(key.tag, "SQ", Sequence())
+            elif len(key.value) == 0 or len(key.value[0]) == 0:
+                answer.add(copy.deepcopy(have))
+            else:
+                items = []
+                for candidate in have.value:
+                    sub = Dataset()
+                    _copy_keys(key.value[0], candidate, sub)
+                    items.append(sub)
+                answer.add_new(key.tag, "SQ", Sequence(items))
+        elif have is None:
+            answer.add_new(key.tag, key.VR, None)
+        else:
+            answer.add(copy.deepcopy(have))

@@ -1,0 +1,153 @@
+"""'Query as a modality': the C-FIND a room's scanner runs, sent to a worklist server, answers as received."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.conf import settings
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+from scheduling.models import Room
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    host: str
+    port: int
+    called_ae: str
+
+
+@dataclass
+class WorklistRow:
+    patient_name: str
+    patient_id: str
+    accession: str
+    start_date: str
+    start_time: str
+    description: str
+    station_ae: str
+
+
+@dataclass
+class QueryResult:
+    target: Target
+    calling_ae: str
+    rows: list[WorklistRow] = field(default_factory=list)
+    error: str = ""
+
+
+def query_targets() -> dict[str, Target]:
+    """The servers the page can ask (MWL_QUERY_TARGETS)."""
+    return {
+        key: Target(
+            key=key,
+            label=conf.get("label", key),
+            host=conf["host"],
+            port=int(conf["port"]),
+            called_ae=conf["called_ae"],
+        )
+        for key, conf in settings.MWL_QUERY_TARGETS.items()
+    }
+
+
+def modality_query_dataset(*, room: Room, day: date) -> Dataset:
+    """The broad query of a scanner: its AE title, its modality, the day; the usual return keys."""
+    query = Dataset()
+    query.SpecificCharacterSet = room.worklist_charset
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "AccessionNumber",
+        "StudyInstanceUID",
+        "RequestedProcedureID",
+        "RequestedProcedureDescription",
+    ):
+        setattr(query, keyword, "")
+    sps = Dataset()
+    sps.ScheduledStationAETitle = room.ae_title
+    sps.ScheduledProcedureStepStartDate = f"{day:%Y%m%d}"
+    sps.ScheduledProcedureStepStartTime = ""
+    sps.Modality = room.modality
+    sps.ScheduledProcedureStepDescription = ""
+    sps.ScheduledProcedureStepID = ""
+    query.ScheduledProcedureStepSequence = [sps]
+    return query
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value)
+
+
+def _row(answer: Dataset) -> WorklistRow:
+    sps_seq = answer.get("ScheduledProcedureStepSequence") or []
+    sps = sps_seq[0] if len(sps_seq) else Dataset()
+    return WorklistRow(
+        patient_name=_text(answer, "PatientName"),
+        patient_id=_text(answer, "PatientID"),
+        accession=_text(answer, "AccessionNumber"),
+        start_date=_text(sps, "ScheduledProcedureStepStartDate"),
+        start_time=_text(sps, "ScheduledProcedureStepStartTime"),
+        description=_text(sps, "ScheduledProcedureStepDescription")
+        or _text(answer, "RequestedProcedureDescription"),
+        station_ae=_text(sps, "ScheduledStationAETitle"),
+    )
+
+
+def modality_query(*, room: Room, day: date, target: Target, timeout: float | None = None) -> QueryResult:
+    """Run the room's C-FIND against `target` with the room's AE title as calling AE.
+
+    Never raises for network trouble: the result's `error` says what went wrong (refused, no answer,
+    failure status), in words for the person at the page.
+    """
+    timeout = timeout if timeout is not None else settings.MWL_QUERY_TIMEOUT
+    result = QueryResult(target=target, calling_ae=room.ae_title)
+    ae = AE(ae_title=room.ae_title)
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
+    where = f"{target.label} at {target.host}:{target.port} (called AE {target.called_ae})"
+    try:
+        assoc = ae.associate(target.host, target.port, ae_title=target.called_ae)
+    except Exception as exc:  # noqa: BLE001 - a bad host name or the like; shown to the user
+        result.error = f"Could not reach {where}: {exc}"
+        return result
+    if assoc.is_rejected:
+        result.error = (
+            f"{where} rejected the association from calling AE {room.ae_title}: "
+            "the server does not know this AE title, or the called AE title is wrong."
+        )
+        return result
+    if not assoc.is_established:
+        result.error = f"{where} did not answer within {timeout:g} s (connection refused or timed out)."
+        return result
+    final = None
+    try:
+        for status, identifier in assoc.send_c_find(
+            modality_query_dataset(room=room, day=day), ModalityWorklistInformationFind
+        ):
+            if not status:
+                result.error = f"{where} stopped answering (timeout or aborted association)."
+                break
+            if status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                result.rows.append(_row(identifier))
+            else:
+                final = status
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if not result.error and final is not None and final.Status != 0x0000:
+        comment = final.get("ErrorComment", "")
+        result.error = f"{where} answered with failure status 0x{final.Status:04X}" + (
+            f": {comment}" if comment else "."
+        )
+    return result

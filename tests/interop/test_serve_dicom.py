@@ -1,0 +1,250 @@
+"""The built-in server (serve_dicom) against DCMTK's wlmscpfs serving the export's files of the same orders.
+
+serve_dicom runs in a thread of the test process, so it reads the test database; wlmscpfs reads the
+folder the export wrote. Both must give the same answers to what modalities ask (findscu -W and
+pynetdicom), and MPPS sent to serve_dicom must take the item off both.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from scheduling.models import CharacterSet, OrderStatus
+from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
+from tests.interop.conftest import require
+from tests.mwl_server.dicom import (
+    SERVER_AE,
+    echo,
+    find,
+    mpps_dataset,
+    mpps_set_dataset,
+    n_create,
+    n_set,
+    new_uid,
+    running_server,
+)
+
+pytestmark = [pytest.mark.interop, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def builtin(settings):
+    """serve_dicom's server on a free loopback port; TESTSCU (the fixtures' calling AE) may call."""
+    settings.DICOM_SERVER_KNOWN_CALLERS = ["TESTSCU"]
+    settings.DICOM_SERVER_ALLOW_ANY_CALLER = False
+    with running_server() as port:
+        yield port
+
+
+@pytest.fixture
+def orders(wlmscpfs, book, at, tomorrow):
+    """A small day: two CT rooms, Latin and Thai names, a Latin-1 room, and an exam the day after."""
+    ct2 = RoomFactory(name="CT 2", ae_title="CT02")
+    latin1 = RoomFactory(name="CT Latin", ae_title="CTL1", worklist_charset=CharacterSet.LATIN1)
+    day_after = at(9) + timedelta(days=1)
+    return [
+        book(),
+        book(patient=ThaiPatientFactory(mrn="HN555555"), start=at(11)),
+        book(patient=PatientFactory(family_name="Srisuk", given_name="Malee", mrn="HN777777"), start=at(14)),
+        book(patient=PatientFactory(family_name="Jaidee", given_name="Anan"), room=ct2, start=at(10)),
+        book(patient=ThaiPatientFactory(mrn="HN666666"), room=latin1, start=at(12, 30)),
+        book(patient=PatientFactory(family_name="Wongsa"), start=day_after),
+    ]
+
+
+def query(sps_keys: dict | None = None, charset: str = "ISO_IR 192", **keys) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = charset
+    for keyword in ("PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID"):
+        setattr(ds, keyword, "")
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    sps = Dataset()
+    for keyword in (
+        "ScheduledStationAETitle",
+        "ScheduledProcedureStepStartDate",
+        "ScheduledProcedureStepStartTime",
+        "Modality",
+        "ScheduledProcedureStepDescription",
+    ):
+        setattr(sps, keyword, "")
+    for keyword, value in (sps_keys or {}).items():
+        setattr(sps, keyword, value)
+    ds.ScheduledProcedureStepSequence = [sps]
+    return ds
+
+
+def summary(answers) -> set[tuple[str, str, str, str]]:
+    rows = set()
+    for answer in answers:
+        sps = answer.ScheduledProcedureStepSequence[0]
+        rows.add(
+            (
+                str(answer.AccessionNumber),
+                str(answer.PatientName),
+                str(sps.ScheduledProcedureStepStartDate),
+                str(sps.ScheduledProcedureStepStartTime),
+            )
+        )
+    return rows
+
+
+def queries(tomorrow) -> dict[str, Dataset]:
+    d1, d2 = f"{tomorrow:%Y%m%d}", f"{tomorrow + timedelta(days=1):%Y%m%d}"
+    d0 = f"{tomorrow - timedelta(days=1):%Y%m%d}"
+    return {
+        "broad": query(
+            {"ScheduledProcedureStepStartDate": d1, "Modality": "CT", "ScheduledStationAETitle": "CT01"}
+        ),
+        "broad range": query(
+            {
+                "ScheduledProcedureStepStartDate": f"{d1}-{d2}",
+                "Modality": "CT",
+                "ScheduledStationAETitle": "CT01",
+            }
+        ),
+        "all": query(),
+        "station only": query({"ScheduledStationAETitle": "CT02"}),
+        "patient name": query(PatientName="Jaidee^Somchai*"),
+        "patient id": query(PatientID="HN777777"),
+        "wildcard *": query(PatientName="Jai*"),
+        "wildcard ?": query(PatientName="Sri?uk*"),
+        "open date range from": query({"ScheduledProcedureStepStartDate": f"{d2}-"}),
+        "open date range to": query({"ScheduledProcedureStepStartDate": f"-{d1}"}),
+        "closed date range": query({"ScheduledProcedureStepStartDate": f"{d0}-{d1}"}),
+        "time range": query({"ScheduledProcedureStepStartTime": "0930-1300"}),
+        "open time range": query({"ScheduledProcedureStepStartTime": "1200-"}),
+        "date and time": query(
+            {"ScheduledProcedureStepStartDate": d1, "ScheduledProcedureStepStartTime": "-1030"}
+        ),
+        "thai name": query(PatientName="ใจ*"),
+        "romanised name at a latin-1 station": query(
+            {"ScheduledStationAETitle": "CTL1"}, charset="ISO_IR 100", PatientName="Jaidee*"
+        ),
+        "no match": query({"Modality": "MR"}),
+    }
+
+
+def test_pynetdicom_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, tomorrow):
+    differences = {}
+    for name, ds in queries(tomorrow).items():
+        ours, final = find(builtin, ds)
+        assert final.Status == 0x0000, f"{name}: serve_dicom ended with 0x{final.Status:04X}"
+        theirs = wlmscpfs.find(ds)
+        if summary(ours) != summary(theirs):
+            differences[name] = {"serve_dicom": summary(ours), "wlmscpfs": summary(theirs)}
+    assert differences == {}
+    # The queries did select something: not every answer set is empty or everything.
+    assert len(summary(find(builtin, queries(tomorrow)["all"])[0])) == len(orders)
+    assert len(summary(find(builtin, queries(tomorrow)["broad"])[0])) == 3
+
+
+def findscu(port: int, called_ae: str, keys: list[str], out: Path) -> set:
+    binary = require("findscu")
+    out.mkdir()
+    args = [binary, "-W", "-aet", "TESTSCU", "-aec", called_ae, "-X", "-od", str(out)]
+    for key in keys:
+        args += ["-k", key]
+    result = subprocess.run([*args, "127.0.0.1", str(port)], capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return summary(dcmread(path) for path in sorted(out.glob("rsp*.dcm")))
+
+
+def test_findscu_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, tomorrow, tmp_path):
+    d1, d2 = f"{tomorrow:%Y%m%d}", f"{tomorrow + timedelta(days=1):%Y%m%d}"
+    returned = [
+        "PatientName",
+        "PatientID",
+        "AccessionNumber",
+        "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
+        "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime",
+        "ScheduledProcedureStepSequence[0].Modality",
+        "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
+    ]
+    cases = {
+        "broad": [
+            f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={d1}-{d2}",
+            "ScheduledProcedureStepSequence[0].Modality=CT",
+            "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=CT01",
+        ],
+        "thai": ["PatientName=ใจ*"],
+        "wildcard": ["PatientName=*dee^*"],
+        "time range": ["ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=1000-1230"],
+    }
+    for name, keys in cases.items():
+        # Matching keys after the return keys: findscu keeps the last value given for a key.
+        keys = ["SpecificCharacterSet=ISO_IR 192", *returned, *keys]
+        ours = findscu(builtin, SERVER_AE, keys, tmp_path / f"ours-{name}")
+        theirs = findscu(wlmscpfs.port, wlmscpfs.called_ae, keys, tmp_path / f"theirs-{name}")
+        assert ours == theirs, name
+        assert ours, f"{name}: nothing matched; the comparison proves nothing"
+
+
+def test_mpps_takes_the_exam_off_both_worklists(builtin, wlmscpfs, book, tomorrow):
+    order = book()
+    by_accession = query({"ScheduledProcedureStepStatus": ""}, AccessionNumber=order.accession_number)
+    uid = new_uid()
+
+    assert n_create(builtin, uid, mpps_dataset(order), calling="CT01") == 0x0000
+    order.refresh_from_db()
+    assert order.status == OrderStatus.IN_PROGRESS
+    for answers in (find(builtin, by_accession)[0], wlmscpfs.find(by_accession)):
+        [answer] = answers
+        assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "STARTED"
+
+    assert n_set(builtin, uid, mpps_set_dataset("COMPLETED"), calling="CT01") == 0x0000
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert find(builtin, by_accession)[0] == []
+    assert wlmscpfs.find(by_accession) == []
+    assert not list(wlmscpfs.folder.rglob(f"{order.accession_number}.wl"))
+
+
+def test_a_discontinued_exam_comes_back_on_both_worklists(builtin, wlmscpfs, book):
+    order = book()
+    uid = new_uid()
+    assert n_create(builtin, uid, mpps_dataset(order)) == 0x0000
+    assert n_set(builtin, uid, mpps_set_dataset("DISCONTINUED", "Patient refused")) == 0x0000
+    order.refresh_from_db()
+    assert (order.status, order.discontinue_reason) == (OrderStatus.ARRIVED, "Patient refused")
+    by_accession = query(AccessionNumber=order.accession_number)
+    assert len(find(builtin, by_accession)[0]) == len(wlmscpfs.find(by_accession)) == 1
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"SpecificCharacterSet": "ISO_IR 999"},
+        {"PatientBirthDate": "1980-05-17"},
+        {"PatientBirthDate": "19800517-19800516-1"},
+    ],
+)
+def test_malformed_queries_get_failure_statuses(builtin, book, keys):
+    book()
+    ds = query()
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    answers, final = find(builtin, ds)
+    assert answers == []
+    assert final.Status == 0xA900
+
+
+def test_malformed_mpps_gets_failure_statuses(builtin, book):
+    order = book()
+    assert n_set(builtin, new_uid(), mpps_set_dataset("COMPLETED")) == 0x0112
+    assert n_create(builtin, new_uid(), mpps_dataset(order, status="DISCONTINUED")) == 0x0106
+    assert n_create(builtin, new_uid(), mpps_dataset(None, StudyInstanceUID="2.25.1")) == 0x0110
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SCHEDULED
+    assert echo(builtin) == "ok"
+
+
+def test_an_unknown_modality_is_refused_like_a_wrong_called_ae(builtin):
+    assert echo(builtin, calling="STRANGER") == "rejected"
+    assert echo(builtin, called="WORKLIST") == "rejected"

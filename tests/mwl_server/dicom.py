@@ -1,0 +1,142 @@
+"""Test helpers: the built-in server on a free loopback port, and a modality's side of the talk."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification
+
+from mwl_server.server import start_server
+from scheduling.models import Order
+
+SERVER_AE = "RISMWL"
+CALLING_AE = "TESTSCU"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(ae_title: str = SERVER_AE) -> Iterator[int]:
+    """serve_dicom's server in a thread of this process (so it shares the test database); the port."""
+    port = free_port()
+    server = start_server(host="127.0.0.1", port=port, ae_title=ae_title, block=False)
+    try:
+        yield port
+    finally:
+        server.shutdown()
+
+
+def _ae(calling: str, *contexts) -> AE:
+    ae = AE(ae_title=calling)
+    for context in contexts:
+        ae.add_requested_context(context)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    return ae
+
+
+def echo(port: int, *, calling: str = CALLING_AE, called: str = SERVER_AE) -> str:
+    """'ok', 'rejected' or 'failed'."""
+    assoc = _ae(calling, Verification).associate("127.0.0.1", port, ae_title=called)
+    if assoc.is_rejected:
+        return "rejected"
+    if not assoc.is_established:
+        return "failed"
+    try:
+        status = assoc.send_c_echo()
+        return "ok" if status and status.Status == 0 else "failed"
+    finally:
+        assoc.release()
+
+
+def find(port: int, query: Dataset, *, calling: str = CALLING_AE, called: str = SERVER_AE):
+    """(pending answers, final status dataset) of a worklist C-FIND."""
+    assoc = _ae(calling, ModalityWorklistInformationFind).associate("127.0.0.1", port, ae_title=called)
+    assert assoc.is_established, f"association to {called}@{port} refused"
+    answers, final = [], None
+    try:
+        for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind):
+            assert status, "no C-FIND response"
+            if status.Status in (0xFF00, 0xFF01):
+                answers.append(identifier)
+            else:
+                final = status
+    finally:
+        assoc.release()
+    return answers, final
+
+
+def mpps_dataset(order: Order | None = None, *, status: str = "IN PROGRESS", **refs) -> Dataset:
+    """The N-CREATE attributes a modality sends for `order` (PS3.4 Table F.7.2-1, the essentials)."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ref = Dataset()
+    ref.AccessionNumber = order.accession_number if order else ""
+    ref.StudyInstanceUID = order.study_instance_uid if order else ""
+    ref.RequestedProcedureID = order.requested_procedure_id if order else ""
+    ref.ScheduledProcedureStepID = order.sps_id if order else ""
+    ref.ReferencedStudySequence = []
+    for keyword, value in refs.items():
+        setattr(ref, keyword, value)
+    ds.ScheduledStepAttributesSequence = [ref]
+    ds.PatientName = str(order.patient.family_name) if order else ""
+    ds.PatientID = order.patient.mrn if order else ""
+    ds.PerformedProcedureStepID = "PPS1"
+    ds.PerformedStationAETitle = order.room.ae_title if order else "CT01"
+    ds.PerformedProcedureStepStartDate = "20261125"
+    ds.PerformedProcedureStepStartTime = "093100"
+    ds.PerformedProcedureStepStatus = status
+    ds.PerformedProcedureStepDescription = "CT Head"
+    ds.Modality = "CT"
+    ds.PerformedProcedureStepEndDate = ""
+    ds.PerformedProcedureStepEndTime = ""
+    ds.PerformedSeriesSequence = []
+    return ds
+
+
+def mpps_set_dataset(status: str, reason: str = "") -> Dataset:
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = status
+    ds.PerformedProcedureStepEndDate = "20261125"
+    ds.PerformedProcedureStepEndTime = "094500"
+    if reason:
+        code = Dataset()
+        code.CodeValue = "110514"
+        code.CodingSchemeDesignator = "DCM"
+        code.CodeMeaning = reason
+        ds.PerformedProcedureStepDiscontinuationReasonCodeSequence = [code]
+    return ds
+
+
+def new_uid() -> str:
+    return generate_uid(prefix=None)
+
+
+def n_create(port: int, uid: str, attributes: Dataset, *, calling: str = CALLING_AE) -> int:
+    assoc = _ae(calling, ModalityPerformedProcedureStep).associate("127.0.0.1", port, ae_title=SERVER_AE)
+    assert assoc.is_established
+    try:
+        status, _ = assoc.send_n_create(attributes, ModalityPerformedProcedureStep, uid)
+        assert status, "no N-CREATE response"
+        return status.Status
+    finally:
+        assoc.release()
+
+
+def n_set(port: int, uid: str, attributes: Dataset, *, calling: str = CALLING_AE) -> int:
+    assoc = _ae(calling, ModalityPerformedProcedureStep).associate("127.0.0.1", port, ae_title=SERVER_AE)
+    assert assoc.is_established
+    try:
+        status, _ = assoc.send_n_set(attributes, ModalityPerformedProcedureStep, uid)
+        assert status, "no N-SET response"
+        return status.Status
+    finally:
+        assoc.release()

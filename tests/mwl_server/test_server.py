@@ -1,0 +1,125 @@
+"""serve_dicom's listener over the network (a thread of this process, so it sees the test database)."""
+
+import socket
+
+import pytest
+from django.core.management import CommandError, call_command
+from pydicom.dataset import Dataset
+
+from scheduling.models import CharacterSet, OrderStatus
+from tests.factories import RoomFactory, ThaiPatientFactory
+from tests.mwl_server.dicom import (
+    echo,
+    find,
+    mpps_dataset,
+    mpps_set_dataset,
+    n_create,
+    n_set,
+    new_uid,
+    running_server,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def port(settings):
+    settings.DICOM_SERVER_KNOWN_CALLERS = ["TESTSCU"]
+    settings.DICOM_SERVER_ALLOW_ANY_CALLER = False
+    with running_server() as port:
+        yield port
+
+
+def query(**keys) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = ""
+    ds.AccessionNumber = ""
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    ds.ScheduledProcedureStepSequence = [Dataset()]
+    return ds
+
+
+def test_c_echo_answers_a_known_caller(port, room):
+    assert echo(port) == "ok"
+    assert echo(port, calling=room.ae_title) == "ok"
+
+
+def test_an_unknown_caller_is_rejected(port, room):
+    assert echo(port, calling="STRANGER") == "rejected"
+
+
+def test_a_wrong_called_ae_title_is_rejected(port):
+    assert echo(port, called="OTHERAE") == "rejected"
+
+
+def test_any_caller_is_accepted_when_allowed(port, settings):
+    settings.DICOM_SERVER_ALLOW_ANY_CALLER = True
+    assert echo(port, calling="STRANGER") == "ok"
+
+
+def test_a_new_room_may_call_at_once(port):
+    RoomFactory(ae_title="US07", modality="US")
+    assert echo(port, calling="US07") == "ok"
+
+
+def test_c_find_answers_in_the_station_charset(port, book):
+    room = RoomFactory(ae_title="CT66", worklist_charset=CharacterSet.THAI)
+    order = book(room=room, patient=ThaiPatientFactory())
+    [answer], final = find(port, query(PatientName="ใจ*"))
+    assert final.Status == 0x0000
+    assert answer.SpecificCharacterSet == "ISO_IR 166"
+    assert answer.PatientName == "ใจดี^สมชาย"
+    assert answer.AccessionNumber == order.accession_number
+    assert answer.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT66"
+
+
+@pytest.mark.parametrize(
+    "keys, status",
+    [
+        ({"SpecificCharacterSet": "ISO_IR 999"}, 0xA900),
+        ({"PatientBirthDate": "1980-05-17"}, 0xA900),
+        ({"PatientBirthDate": "19800518-19800517"}, 0xA900),
+    ],
+)
+def test_a_bad_identifier_gets_a_failure_status(port, book, keys, status):
+    book()
+    answers, final = find(port, query(**keys))
+    assert answers == []
+    assert final.Status == status
+    assert final.ErrorComment
+
+
+def test_mpps_moves_the_order_through_in_progress_to_completed(port, book, worklist_dir):
+    order = book()
+    uid = new_uid()
+    assert n_create(port, uid, mpps_dataset(order)) == 0x0000
+    order.refresh_from_db()
+    assert order.status == OrderStatus.IN_PROGRESS
+    [answer], _ = find(port, query(AccessionNumber=order.accession_number))
+    assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "STARTED"
+
+    assert n_set(port, uid, mpps_set_dataset("COMPLETED")) == 0x0000
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert find(port, query(AccessionNumber=order.accession_number))[0] == []
+    assert not (worklist_dir / f"{order.accession_number}.wl").exists()
+
+
+def test_mpps_failures_reach_the_modality(port, book):
+    order = book()
+    assert n_create(port, new_uid(), mpps_dataset(order, status="COMPLETED")) == 0x0106
+    assert n_create(port, new_uid(), mpps_dataset(None, AccessionNumber="NOPE")) == 0x0110
+    assert n_set(port, new_uid(), mpps_set_dataset("COMPLETED")) == 0x0112
+    # ...and the server is still there.
+    assert echo(port) == "ok"
+
+
+def test_serve_dicom_reports_a_port_in_use():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = sock.getsockname()[1]
+        with pytest.raises(CommandError, match="Cannot listen"):
+            call_command("serve_dicom", port=busy, bind="127.0.0.1")

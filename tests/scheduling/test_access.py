@@ -1,0 +1,281 @@
+"""Who may do what: every role against every action, checked on the server.
+
+Each action is a real request with valid data, so "allowed" means the action went through (a redirect
+after POST, or the admin page) and "refused" means 403 with nothing changed in the database.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+
+from scheduling.models import Order, OrderStatus, Patient
+from scheduling.roles import ADMIN, ADMIN_PERMISSIONS, FRONT_DESK, TECHNOLOGIST
+from tests.factories import OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def tomorrow() -> str:
+    return (timezone.localdate() + timedelta(days=1)).isoformat()
+
+
+@dataclass
+class Action:
+    name: str
+    method: str
+    # (order, patient, procedure, room) -> (url, data)
+    request: object
+    # the order's status the action needs to succeed
+    status: str = OrderStatus.SCHEDULED
+
+
+PATIENT_DATA = {"issuer": "RIS", "family_name": "Jaidee", "given_name": "Malee", "birth_date": "1990-01-01"}
+
+FRONT_DESK_ACTIONS = [
+    Action(
+        "register patient",
+        "post",
+        lambda o, p, proc, r: (reverse("scheduling:patient_create"), {**PATIENT_DATA, "mrn": "HN900"}),
+    ),
+    Action(
+        "edit patient",
+        "post",
+        lambda o, p, proc, r: (
+            reverse("scheduling:patient_update", args=[p.pk]),
+            {**PATIENT_DATA, "mrn": p.mrn, "phone": "081 234 5678"},
+        ),
+    ),
+    Action(
+        "book",
+        "post",
+        lambda o, p, proc, r: (
+            reverse("scheduling:order_create"),
+            {
+                "patient": p.pk,
+                "procedure": proc.pk,
+                "room": r.pk,
+                "date": tomorrow(),
+                "slot": "13:00",
+                "priority": "ROUTINE",
+                "confirm_patient_overlap": "on",
+            },
+        ),
+    ),
+    Action(
+        "reschedule",
+        "post",
+        lambda o, p, proc, r: (
+            reverse("scheduling:order_reschedule", args=[o.pk]),
+            {"room": r.pk, "date": tomorrow(), "slot": "11:00"},
+        ),
+    ),
+    Action(
+        "cancel",
+        "post",
+        lambda o, p, proc, r: (reverse("scheduling:order_cancel", args=[o.pk]), {"reason": "Patient called"}),
+    ),
+    Action(
+        "edit details",
+        "post",
+        lambda o, p, proc, r: (
+            reverse("scheduling:order_update", args=[o.pk]),
+            {"priority": "STAT", "reason": "Trauma"},
+        ),
+    ),
+]
+TECHNOLOGIST_ACTIONS = [
+    Action("arrive", "post", lambda o, *_: (reverse("scheduling:order_arrive", args=[o.pk]), {})),
+    Action(
+        "start",
+        "post",
+        lambda o, *_: (reverse("scheduling:order_start", args=[o.pk]), {}),
+        status=OrderStatus.ARRIVED,
+    ),
+    Action(
+        "complete",
+        "post",
+        lambda o, *_: (reverse("scheduling:order_complete", args=[o.pk]), {}),
+        status=OrderStatus.IN_PROGRESS,
+    ),
+]
+ADMIN_ACTIONS = [
+    Action(f"admin {model} list", "get", lambda *_, url=url: (reverse(url), {}))
+    for model, url in [
+        ("procedure", "admin:scheduling_procedure_changelist"),
+        ("room", "admin:scheduling_room_changelist"),
+        ("user", "admin:auth_user_changelist"),
+    ]
+]
+ACTIONS = {a.name: a for a in [*FRONT_DESK_ACTIONS, *TECHNOLOGIST_ACTIONS, *ADMIN_ACTIONS]}
+
+ALLOWED = {
+    "front desk": {a.name for a in FRONT_DESK_ACTIONS},
+    "technologist": {a.name for a in TECHNOLOGIST_ACTIONS},
+    "admin": {a.name for a in ADMIN_ACTIONS},
+    "superuser": set(ACTIONS),
+    "no role": set(),
+    "anonymous": set(),
+}
+
+
+def make_user(who: str):
+    if who == "anonymous":
+        return None
+    if who == "superuser":
+        return UserFactory(username="root", is_superuser=True, is_staff=True)
+    roles = {"front desk": [FRONT_DESK], "technologist": [TECHNOLOGIST], "admin": [ADMIN], "no role": []}
+    return UserFactory(username=who.replace(" ", ""), roles=roles[who])
+
+
+def snapshot():
+    return (
+        list(Patient.objects.order_by("pk").values()),
+        list(Order.objects.order_by("pk").values()),
+    )
+
+
+@pytest.mark.parametrize("who", list(ALLOWED))
+@pytest.mark.parametrize("action_name", list(ACTIONS))
+def test_each_role_can_do_only_its_own_actions(
+    client, who, action_name, patient, procedure, room, tomorrow_at
+):
+    action = ACTIONS[action_name]
+    order = OrderFactory(
+        patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9), status=action.status
+    )
+    user = make_user(who)
+    if user is not None:
+        client.force_login(user)
+    url, data = action.request(order, patient, procedure, room)
+    before = snapshot()
+
+    response = getattr(client, action.method)(url, data)
+
+    if action_name in ALLOWED[who]:
+        expected = 200 if action.method == "get" else 302
+        assert response.status_code == expected, (who, action_name, response.content[:500])
+        if action.method == "post":
+            assert snapshot() != before, f"{who} {action_name}: allowed but nothing changed"
+        return
+    if who == "anonymous":
+        assert response.status_code == 302
+        assert "login/?next=" in response.url
+    elif action_name.startswith("admin"):
+        # Not staff: the admin sends them to its own login page.
+        assert response.status_code == 302 and reverse("admin:login") in response.url
+    else:
+        assert response.status_code == 403, (who, action_name)
+    assert snapshot() == before, f"{who} {action_name}: refused but something changed"
+
+
+@pytest.mark.parametrize("who", ["front desk", "technologist", "admin", "no role"])
+def test_every_logged_in_user_can_read(client, who, patient, procedure, room, tomorrow_at):
+    order = OrderFactory(patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9))
+    client.force_login(make_user(who))
+
+    for url in [
+        reverse("scheduling:schedule"),
+        reverse("scheduling:patient_list"),
+        reverse("scheduling:patient_detail", args=[patient.pk]),
+        reverse("scheduling:order_list"),
+        reverse("scheduling:order_detail", args=[order.pk]),
+        reverse("scheduling:order_slip", args=[order.pk]),
+    ]:
+        assert client.get(url).status_code == 200, (who, url)
+
+
+def test_the_forms_of_changing_pages_are_refused_too(client, patient, procedure, room, tomorrow_at):
+    order = OrderFactory(patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9))
+    client.force_login(make_user("technologist"))
+
+    for url in [
+        reverse("scheduling:patient_create"),
+        reverse("scheduling:patient_update", args=[patient.pk]),
+        reverse("scheduling:order_create"),
+        reverse("scheduling:order_reschedule", args=[order.pk]),
+        reverse("scheduling:order_update", args=[order.pk]),
+    ]:
+        assert client.get(url).status_code == 403, url
+
+
+def test_the_order_page_offers_only_the_buttons_of_the_role(client, patient, procedure, room, tomorrow_at):
+    order = OrderFactory(patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9))
+    arrive = reverse("scheduling:order_arrive", args=[order.pk])
+    cancel = reverse("scheduling:order_cancel", args=[order.pk])
+    reschedule = reverse("scheduling:order_reschedule", args=[order.pk])
+
+    client.force_login(make_user("front desk"))
+    front_desk_page = client.get(order.get_absolute_url()).content.decode()
+    client.force_login(make_user("technologist"))
+    technologist_page = client.get(order.get_absolute_url()).content.decode()
+    board = client.get(reverse("scheduling:schedule"), {"date": tomorrow()}).content.decode()
+
+    assert cancel in front_desk_page and reschedule in front_desk_page and arrive not in front_desk_page
+    assert arrive in technologist_page and cancel not in technologist_page
+    assert reschedule not in technologist_page
+    assert arrive in board and cancel not in board and reverse("scheduling:order_create") not in board
+
+
+def test_the_migration_gives_the_admin_group_its_permissions():
+    admin = Group.objects.get(name=ADMIN)
+    have = set(admin.permissions.values_list("content_type__app_label", "codename"))
+    want = {
+        (app, f"{action}_{model}")
+        for app, models in ADMIN_PERMISSIONS.items()
+        for model, actions in models.items()
+        for action in actions
+    }
+    assert have == want
+    assert not Group.objects.get(name=FRONT_DESK).permissions.exists()
+    assert not Group.objects.get(name=TECHNOLOGIST).permissions.exists()
+
+
+def test_an_admin_cannot_make_anyone_a_superuser(client):
+    admin = make_user("admin")
+    clerk = make_user("front desk")
+    client.force_login(admin)
+
+    page = client.get(reverse("admin:auth_user_change", args=[clerk.pk])).content.decode()
+
+    assert 'name="is_superuser"' not in page
+    assert 'name="groups"' in page
+
+
+@pytest.fixture
+def axes_on(settings):
+    settings.AXES_ENABLED = True
+
+
+def test_the_sixth_wrong_password_locks_the_login_even_with_the_right_one(client, axes_on):
+    UserFactory(username="nok", roles=[FRONT_DESK])
+    login = reverse("login")
+
+    statuses = [
+        client.post(login, {"username": "nok", "password": "wrong-password"}).status_code for _ in range(5)
+    ]
+    # The form again ("enter a correct username and password") four times; the fifth locks.
+    assert statuses == [200, 200, 200, 200, 429]
+
+    response = client.post(login, {"username": "nok", "password": "pw-for-tests-1"})
+
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # Someone else, from the same address, is not locked out.
+    UserFactory(username="som", roles=[FRONT_DESK])
+    response = client.post(login, {"username": "som", "password": "pw-for-tests-1"})
+    assert response.status_code == 302
+
+
+def test_four_wrong_passwords_then_the_right_one_logs_in(client, axes_on):
+    UserFactory(username="nok", roles=[FRONT_DESK])
+    login = reverse("login")
+    for _ in range(4):
+        client.post(login, {"username": "nok", "password": "wrong-password"})
+
+    response = client.post(login, {"username": "nok", "password": "pw-for-tests-1"})
+
+    assert response.status_code == 302
