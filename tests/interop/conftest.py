@@ -137,7 +137,7 @@ def wlmscpfs_server(tmp_path_factory):
 
 
 def orthanc_config(folder: Path, workdir: Path, dicom_port: int, http_port: int) -> dict:
-    """The configuration docs/worklist-servers.md shows, with test-only ports and folders."""
+    """The configuration the README shows, with test-only ports and folders."""
     return {
         "Name": "RIS worklist test",
         "StorageDirectory": str(workdir / "storage"),
