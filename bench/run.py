@@ -712,7 +712,9 @@ def main() -> None:
     rows = table(bench.results)
     print(markdown(rows))
     print(f"\nTotal {total:.0f} s. Written to {args.output}")
-    Path(args.output).write_text(document(machine, bench.results, total), encoding="utf-8")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document(machine, bench.results, total), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -161,6 +161,7 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", default="en")
 LANGUAGES = [("en", "English"), ("th", "ไทย")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["ris.formats"]
 TIME_ZONE = env("TIME_ZONE", default="Asia/Bangkok")
 USE_I18N = True
 USE_TZ = True

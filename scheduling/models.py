@@ -135,6 +135,9 @@ class Patient(models.Model):
     def __str__(self) -> str:
         return f"{self.display_name} ({self.mrn})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("scheduling:patient_detail", args=[self.pk])
+
     @property
     def display_name(self) -> str:
         parts = [self.name_prefix, self.given_name, self.middle_name, self.family_name, self.name_suffix]
@@ -148,9 +151,6 @@ class Patient(models.Model):
     @property
     def has_romanized_name(self) -> bool:
         return bool(self.romanized_family_name)
-
-    def get_absolute_url(self) -> str:
-        return reverse("scheduling:patient_detail", args=[self.pk])
 
 
 class Procedure(models.Model):

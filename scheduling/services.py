@@ -282,7 +282,14 @@ def order_book(
 
 
 def _locked(order: Order) -> Order:
-    return Order.objects.select_for_update().select_related("patient", "procedure", "room").get(pk=order.pk)
+    # of=("self",): lock the order row only. A plain FOR UPDATE over the join also locks the room row,
+    # order first, room second, while a reschedule locks room then order: on PostgreSQL a cancel racing
+    # a reschedule of the same order deadlocked (tests/realstack/test_concurrency.py).
+    return (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("patient", "procedure", "room")
+        .get(pk=order.pk)
+    )
 
 
 def order_reschedule(

@@ -11,32 +11,9 @@ from django.db import IntegrityError, connection, transaction
 from scheduling import services
 from scheduling.models import Order
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+from tests.realstack.threads import run_concurrently
 
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
-
-
-def run_concurrently(n: int, work) -> list:
-    """Run work(i) in n threads released together; return each one's result or exception."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            # Each thread has its own connection; close it so the test database can be flushed and dropped.
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not any(thread.is_alive() for thread in threads), "a writer is still blocked"
-    return results
 
 
 def waiting_on_a_lock() -> int:

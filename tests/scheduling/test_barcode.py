@@ -8,7 +8,9 @@ import zxingcpp
 
 from scheduling.barcode import code128_svg
 
-RECT = re.compile(r'<rect x="([\d.]+)mm" y="[\d.]+mm" width="([\d.]+)mm" height="[\d.]+mm" style="fill:black;"/>')
+RECT = re.compile(
+    r'<rect x="([\d.]+)mm" y="[\d.]+mm" width="([\d.]+)mm" height="[\d.]+mm" style="fill:black;"/>'
+)
 
 
 def decode_svg(svg: str, px_per_mm: int = 20) -> str:

@@ -210,3 +210,13 @@ def test_the_checker_catches_english(thai_clerk, order):
     # The check above would pass trivially if it could not see English: make sure it can.
     assert "Book exam" in english_leftovers("ตารางนัด Book exam")
     assert english_leftovers("ตารางนัด จองตรวจ") == []
+
+
+@pytest.mark.django_db
+def test_english_dates_are_day_first_with_a_24_hour_clock(client, user, order):
+    client.force_login(user)
+
+    html = client.get(reverse("scheduling:order_slip", args=[order.pk])).content.decode()
+
+    assert "17 May 1980" in html  # not Django's American "May 17, 1980"
+    assert "09:00" in html and "a.m." not in html

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def order(patient, procedure, room, user, tomorrow_at):
-    return services.order_book(patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user)
+    return services.order_book(
+        patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user
+    )
 
 
 def test_reschedule_keeps_study_uid_and_accession(order, user, tomorrow_at):
@@ -31,7 +33,9 @@ def test_reschedule_into_own_slot_overlap_is_allowed(order, user, tomorrow_at):
 
 
 def test_reschedule_onto_a_booked_slot_is_refused(order, procedure, room, user, tomorrow_at):
-    services.order_book(patient=PatientFactory(), procedure=procedure, room=room, start=tomorrow_at(11), user=user)
+    services.order_book(
+        patient=PatientFactory(), procedure=procedure, room=room, start=tomorrow_at(11), user=user
+    )
 
     with pytest.raises(ValidationError) as exc:
         services.order_reschedule(order=order, start=tomorrow_at(11), user=user)

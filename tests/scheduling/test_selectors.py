@@ -19,14 +19,20 @@ def test_free_slots_skip_booked_time(patient, procedure, user, tomorrow_at):
 
 def test_free_slots_exclude_the_order_being_rescheduled(patient, procedure, user, tomorrow_at):
     room = RoomFactory(hours=[(d, time(8), time(9)) for d in range(7)])
-    order = services.order_book(patient=patient, procedure=procedure, room=room, start=tomorrow_at(8), user=user)
+    order = services.order_book(
+        patient=patient, procedure=procedure, room=room, start=tomorrow_at(8), user=user
+    )
 
-    slots = selectors.room_free_slots(room=room, day=tomorrow_at(8).date(), duration_minutes=30, exclude=order)
+    slots = selectors.room_free_slots(
+        room=room, day=tomorrow_at(8).date(), duration_minutes=30, exclude=order
+    )
 
     assert [f"{s:%H:%M}" for s in slots] == ["08:00", "08:15", "08:30"]
 
 
 def test_schedule_groups_orders_by_room(patient, procedure, room, user, tomorrow_at):
-    order = services.order_book(patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user)
+    order = services.order_book(
+        patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user
+    )
     schedule = dict(selectors.schedule_for_day(day=tomorrow_at(9).date()))
     assert schedule[room] == [order]
