@@ -216,6 +216,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request queues the worklist task after commit. With the broker down the publish must give up
+# quickly (about a second) instead of holding the clerk's page: the order is saved, shown as "export
+# pending", and the reconcile below exports it. Worker connections keep retrying as before.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 # Results are only kept for inspection; nothing waits on them.
 CELERY_RESULT_EXPIRES = 24 * 3600
 # Every WORKLIST_RECONCILE_SECONDS, beat queues a sweep that rewrites missing or stale .wl files and

@@ -207,10 +207,12 @@ def _room_taken_error(room: Room) -> ValidationError:
 
 def _worklist_changed(order: Order) -> None:
     """Ask the worklist export to bring this order's .wl file in line, once the change is committed."""
-    from worklist_export.tasks import sync_order_worklist
+    from worklist_export.tasks import sync_order_enqueue
 
     order_id = order.pk
-    transaction.on_commit(lambda: sync_order_worklist.delay(order_id))
+    # sync_order_enqueue never raises for a broker that is down: the change is committed by then, and
+    # the periodic reconcile exports what was not queued.
+    transaction.on_commit(lambda: sync_order_enqueue(order_id))
 
 
 # --- orders -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .writer import (
     worklist_files_on_disk,
     worklist_files_write,
     worklist_root,
+    worklist_tmp_leftovers,
 )
 
 # Files written (and entries recorded) per batch: one folder lock, one filesystem flush, one folder
@@ -80,6 +81,11 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
     """
     report = ReconcileReport(check=check)
     with export_lock():
+        if not check:
+            # A writer killed between writing its temporary file and the rename left it behind;
+            # no server reads it, but it would pile up. Its order's file is rewritten below.
+            for leftover in worklist_tmp_leftovers():
+                leftover.unlink(missing_ok=True)
         disk = worklist_files_on_disk()
         entries = {entry.order_id: entry for entry in WorklistEntry.objects.all()}
         wanted: set[str] = set()
@@ -112,6 +118,10 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
                     and entry.source_sha256 == fingerprint
                     and entry.file_size == stat.st_size
                     and not entry.last_error
+                    # A change whose task was lost (broker down) leaves the entry pending: record it
+                    # as synced, so the order pages stop saying "export pending".
+                    and entry.synced_at is not None
+                    and entry.synced_at >= order.updated_at
                 ):
                     report.unchanged += 1
                     continue

@@ -124,15 +124,47 @@ def entry_record_absent(*, order_id: int, error: str = "") -> None:
         entry.save()
 
 
+def entry_record_io_error(*, order_id: int, error: str) -> None:
+    """The folder could not be written (full, read-only, unmounted): say so on the entry.
+
+    Only the error and the attempt are recorded: whatever file was there is still there, and the
+    entry stays pending until a retry or the reconcile succeeds (which clears the error).
+    """
+    now = timezone.now()
+    if not Order.objects.filter(pk=order_id).exists():
+        return
+    entry, created = WorklistEntry.objects.get_or_create(
+        order_id=order_id, defaults={"last_error": error, "last_attempt_at": now}
+    )
+    if not created:
+        entry.last_error = error
+        entry.last_attempt_at = now
+        entry.save(update_fields=["last_error", "last_attempt_at"])
+
+
 def order_sync_worklist(*, order_id: int) -> str:
     """Write, rewrite or remove the .wl file of order `order_id` so the folder matches the order.
 
     An active order within the worklist window gets a file (an old one at another path, e.g. after a
     move to a room with another called AE, is removed); any other order has none. Data a modality
     cannot take (ExportError) is recorded on the entry for the clerk, and the file is removed rather
-    than left showing outdated details. OSError propagates so the task retries. Idempotent.
+    than left showing outdated details. OSError is recorded on the entry too (the order page and the
+    Worklist problems page show it) and propagates so the task retries. Idempotent.
     Returns what it did: "written", "unchanged", "removed", "absent" or "failed".
     """
+    try:
+        return _order_sync_worklist(order_id)
+    except OSError as exc:
+        entry_record_io_error(order_id=order_id, error=f"{WRITE_FAILED}: {exc}")
+        logger.warning("worklist export of order %s failed, will retry: %s", order_id, exc)
+        raise
+
+
+# Stored on the entry in the server's language, like the data errors of dataset.ExportError.
+WRITE_FAILED = "The worklist folder cannot be written"
+
+
+def _order_sync_worklist(order_id: int) -> str:
     # Holding the export lock while loading means a task that read older data can never
     # overwrite the file of one that read newer data. The lock is a file lock: no DB transaction
     # is open while files are written.

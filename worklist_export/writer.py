@@ -186,6 +186,9 @@ def _tmp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
 
 
+_TMP = re.compile(r"^\..+\.wl\.tmp-[0-9a-f]{12}$")
+
+
 def _write_tmp(tmp: Path, data: bytes, *, fsync: bool) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
@@ -321,6 +324,26 @@ def worklist_file_remove(*, relative_path: str) -> bool:
             return False
         _fsync_dir(path.parent)
     return True
+
+
+def worklist_tmp_leftovers() -> list[Path]:
+    """Temporary files of writers that died before their rename (a killed worker, a power cut).
+
+    Only meaningful under export_lock: every writer of this system holds it while its temporary file
+    exists, and the kernel releases it when the process dies, so any temporary file seen then is dead.
+    """
+    root = worklist_root()
+    if not root.is_dir():
+        return []
+    folders = [root]
+    if worklist_layout() == LAYOUT_WLMSCPFS:
+        folders += [Path(entry.path) for entry in os.scandir(root) if entry.is_dir()]
+    return [
+        Path(entry.path)
+        for folder in folders
+        for entry in os.scandir(folder)
+        if _TMP.match(entry.name) and entry.is_file(follow_symlinks=False)
+    ]
 
 
 def worklist_files_on_disk() -> dict[str, os.stat_result]:
