@@ -8,6 +8,7 @@ at the field, not a modality that silently drops the worklist item.
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -49,6 +50,22 @@ class CharacterSet(models.TextChoices):
     UTF8 = "ISO_IR 192", _("Unicode UTF-8 (ISO_IR 192)")
     LATIN1 = "ISO_IR 100", _("Latin-1 (ISO_IR 100)")
     THAI = "ISO_IR 166", _("Thai TIS-620 (ISO_IR 166)")
+
+
+# DICOM PN: at most 64 characters per component group (MWL-NOTES section 2).
+PN_GROUP_MAX = 64
+
+
+def _encodes(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_latin1(text: str) -> bool:
+    return _encodes(text, "latin-1")
 
 
 class Patient(models.Model):
@@ -137,6 +154,43 @@ class Patient(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("scheduling:patient_detail", args=[self.pk])
+
+    def clean(self) -> None:
+        # Each part fits 64 characters, but DICOM PN allows 64 for the whole component group
+        # family^given^middle^prefix^suffix: a longer name would be refused at export.
+        errors = {}
+        if len(self.dicom_name) > PN_GROUP_MAX:
+            errors["family_name"] = self._name_too_long(self.dicom_name)
+        if len(self.dicom_romanized_name) > PN_GROUP_MAX:
+            errors["romanized_family_name"] = self._name_too_long(self.dicom_romanized_name)
+        if errors:
+            raise ValidationError(errors)
+
+    @staticmethod
+    def _name_too_long(name: str) -> ValidationError:
+        return ValidationError(
+            _(
+                "The name is too long for the scanners: all its parts together must fit in "
+                "%(max)d characters (now %(length)d). Shorten or leave out a part."
+            ),
+            code="pn_group_length",
+            params={"max": PN_GROUP_MAX, "length": len(name)},
+        )
+
+    @property
+    def dicom_name(self) -> str:
+        """The name as a DICOM PN component group: family^given^middle^prefix^suffix."""
+        parts = (self.family_name, self.given_name, self.middle_name, self.name_prefix, self.name_suffix)
+        return "^".join(p.strip() for p in parts).rstrip("^")
+
+    @property
+    def dicom_romanized_name(self) -> str:
+        """The romanised group a Latin-1 station gets: prefix and suffix only when they are Latin-1."""
+        if not self.has_romanized_name:
+            return ""
+        extras = [p if _is_latin1(p) else "" for p in (self.name_prefix, self.name_suffix)]
+        parts = (self.romanized_family_name, self.romanized_given_name, self.romanized_middle_name, *extras)
+        return "^".join(p.strip() for p in parts).rstrip("^")
 
     @property
     def display_name(self) -> str:
@@ -229,6 +283,29 @@ class Room(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.modality})"
+
+    def clean(self) -> None:
+        # These two go into every worklist item of the room, in the room's character set: a letter the
+        # set cannot hold would fail every export from this room.
+        from pydicom.charset import python_encoding
+
+        encoding = python_encoding.get(self.worklist_charset)
+        if encoding is None:
+            return  # not a choice: the field itself says so
+        errors = {}
+        for name in ("station_name", "location"):
+            value = getattr(self, name)
+            bad = sorted({ch for ch in value if not _encodes(ch, encoding)})
+            if bad:
+                errors[name] = ValidationError(
+                    _(
+                        "The worklist character set %(charset)s cannot hold %(chars)s; use other letters here."
+                    ),
+                    code="charset",
+                    params={"charset": self.get_worklist_charset_display(), "chars": " ".join(bad)},
+                )
+        if errors:
+            raise ValidationError(errors)
 
     def hours_for(self, weekday: int) -> "OpeningHours | None":
         for hours in self.opening_hours.all():

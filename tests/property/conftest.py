@@ -1,0 +1,56 @@
+"""Hypothesis set-up for the property tests: one profile, per-example rollback, and a count of inputs.
+
+The profile keeps the whole folder under about a minute and a half (PROPERTY_EXAMPLES raises or lowers
+the examples per property); under CI the inputs are derandomised, so a failure reproduces on rerun.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+CI = bool(os.environ.get("CI"))
+
+settings.register_profile(
+    "property",
+    deadline=None,
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "40")),
+    derandomize=CI,
+    database=None if CI else settings.default.database,
+    print_blob=True,
+    # The pytest fixtures (a logged-in client, a room) are built once per test on purpose: each
+    # example runs in a rolled-back transaction, so they stay as the fixture made them.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "property"))
+
+# Inputs tried per property, filled by tests.property.helpers.counted; reported at the end of the run.
+EXAMPLES: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not EXAMPLES:
+        return
+    total = sum(EXAMPLES.values())
+    terminalreporter.section("property tests: inputs tried")
+    for name, count in sorted(EXAMPLES.items()):
+        terminalreporter.write_line(f"{count:6d}  {name}")
+    terminalreporter.write_line(f"{total:6d}  in total, over {len(EXAMPLES)} properties")
+    out = Path(config.rootpath, "test-artifacts", "property-summary.txt")
+    if out.parent.is_dir():
+        lines = [f"{count}\t{name}" for name, count in sorted(EXAMPLES.items())]
+        out.write_text("\n".join([*lines, f"{total}\ttotal ({len(EXAMPLES)} properties)", ""]))
+
+
+@pytest.fixture(autouse=True)
+def _worklist_dir(settings, tmp_path):
+    # A folder per test: a test that writes worklist files never sees another's.
+    settings.WORKLIST_DIR = str(tmp_path / "worklists")
