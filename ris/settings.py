@@ -200,6 +200,8 @@ WORKLIST_CALLED_AE = env("WORKLIST_CALLED_AE", default="WORKLIST")
 # Reconciliation keeps orders whose start lies within this many days back and ahead.
 WORKLIST_WINDOW_DAYS_BACK = env.int("WORKLIST_WINDOW_DAYS_BACK", default=1)
 WORKLIST_WINDOW_DAYS_AHEAD = env.int("WORKLIST_WINDOW_DAYS_AHEAD", default=30)
+# The Worklist problems page lists an order whose change has not reached the folder after this long.
+WORKLIST_PENDING_GRACE_SECONDS = env.int("WORKLIST_PENDING_GRACE_SECONDS", default=120)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")

@@ -7,4 +7,6 @@ app_name = "worklist_export"
 urlpatterns = [
     path("orders/<int:pk>/file/", views.order_file, name="order_file"),
     path("orders/<int:pk>/dump/", views.order_dump, name="order_dump"),
+    path("problems/", views.problems, name="problems"),
+    path("problems/<int:pk>/retry/", views.problem_retry, name="problem_retry"),
 ]

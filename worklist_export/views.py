@@ -1,14 +1,19 @@
-"""The order's worklist file: download it, or read it as a tag table. Login is required by middleware."""
+"""The order's worklist file: download it, or read it as a tag table; the Worklist problems page.
+Login is required by middleware."""
 
+from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotFound
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from scheduling.models import Order
+from scheduling.roles import ADMIN, FRONT_DESK, require_role, user_has_role
 
-from .selectors import order_export_state
+from .selectors import order_export_state, worklist_problem_orders
+from .services import order_sync_worklist
 
 
 def _not_exported(order: Order) -> HttpResponse:
@@ -77,3 +82,47 @@ def order_dump(request: HttpRequest, pk: int) -> HttpResponse:
             "rows": _rows(dataset),
         },
     )
+
+
+# Who may retry an export: the front desk, whose bookings these are, and Admin (support staff).
+RETRY_ROLES = (FRONT_DESK, ADMIN)
+
+
+def problems(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "worklist_export/problems.html",
+        {
+            "orders": worklist_problem_orders(),
+            "can_retry": user_has_role(request.user, *RETRY_ROLES),
+        },
+    )
+
+
+@require_POST
+@require_role(*RETRY_ROLES)
+def problem_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(Order, pk=pk)
+    # In this request rather than queued: the person pressing the button wants to know now, and
+    # the broker may be the very thing that is down. Writing one file takes milliseconds.
+    try:
+        result = order_sync_worklist(order_id=order.pk)
+    except OSError as exc:
+        messages.error(
+            request,
+            _("Order %(acc)s: the worklist folder still cannot be written: %(err)s")
+            % {"acc": order.accession_number, "err": exc},
+        )
+    else:
+        if result == "failed":
+            messages.error(
+                request,
+                _("Order %(acc)s cannot be exported until its data is corrected; see the error.")
+                % {"acc": order.accession_number},
+            )
+        else:
+            messages.success(
+                request,
+                _("Order %(acc)s: the worklist is up to date.") % {"acc": order.accession_number},
+            )
+    return redirect("worklist_export:problems")

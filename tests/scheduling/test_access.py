@@ -15,6 +15,7 @@ from django.utils import timezone
 from scheduling.models import Order, OrderStatus, Patient
 from scheduling.roles import ADMIN, ADMIN_PERMISSIONS, FRONT_DESK, TECHNOLOGIST
 from tests.factories import OrderFactory, UserFactory
+from worklist_export.models import WorklistEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -110,12 +111,20 @@ ADMIN_ACTIONS = [
         ("user", "admin:auth_user_changelist"),
     ]
 ]
-ACTIONS = {a.name: a for a in [*FRONT_DESK_ACTIONS, *TECHNOLOGIST_ACTIONS, *ADMIN_ACTIONS]}
+# Re-export a worklist item (Worklist problems page): the front desk's bookings, Admin's support.
+WORKLIST_ACTIONS = [
+    Action(
+        "retry worklist export",
+        "post",
+        lambda o, *_: (reverse("worklist_export:problem_retry", args=[o.pk]), {}),
+    ),
+]
+ACTIONS = {a.name: a for a in [*FRONT_DESK_ACTIONS, *TECHNOLOGIST_ACTIONS, *ADMIN_ACTIONS, *WORKLIST_ACTIONS]}
 
 ALLOWED = {
-    "front desk": {a.name for a in FRONT_DESK_ACTIONS},
+    "front desk": {a.name for a in [*FRONT_DESK_ACTIONS, *WORKLIST_ACTIONS]},
     "technologist": {a.name for a in TECHNOLOGIST_ACTIONS},
-    "admin": {a.name for a in ADMIN_ACTIONS},
+    "admin": {a.name for a in [*ADMIN_ACTIONS, *WORKLIST_ACTIONS]},
     "superuser": set(ACTIONS),
     "no role": set(),
     "anonymous": set(),
@@ -135,6 +144,7 @@ def snapshot():
     return (
         list(Patient.objects.order_by("pk").values()),
         list(Order.objects.order_by("pk").values()),
+        list(WorklistEntry.objects.order_by("pk").values()),
     )
 
 
@@ -184,6 +194,7 @@ def test_every_logged_in_user_can_read(client, who, patient, procedure, room, to
         reverse("scheduling:order_list"),
         reverse("scheduling:order_detail", args=[order.pk]),
         reverse("scheduling:order_slip", args=[order.pk]),
+        reverse("worklist_export:problems"),
     ]:
         assert client.get(url).status_code == 200, (who, url)
 

@@ -160,6 +160,7 @@ def main_pages(order):
         reverse("scheduling:order_reschedule", args=[order.pk]),
         reverse("scheduling:order_update", args=[order.pk]),
         reverse("scheduling:order_slip", args=[order.pk]),
+        reverse("worklist_export:problems"),
     ]
 
 

@@ -185,3 +185,31 @@ def test_a_large_export_is_written_in_batches_by_a_pool_of_encoders(worklist_dir
         assert file_content_sha256(path) == content_sha256(order_dataset(order))
         assert order_sync_worklist(order_id=order.pk) == "unchanged"
     assert worklists_reconcile().counts()["unchanged"] == 5
+
+
+def test_it_removes_the_temporary_file_of_a_killed_writer(worklist_dir, orders):
+    leftover = worklist_dir / ".ACC0.wl.tmp-0123456789ab"
+    leftover.write_bytes(b"\0" * 128 + b"DICM half a file")
+    unrelated = worklist_dir / ".notes.tmp"
+    unrelated.write_text("not ours")
+
+    worklists_reconcile()
+
+    assert not leftover.exists() and unrelated.exists()
+    assert wl_files(worklist_dir) == ["ACC0.wl", "ACC1.wl", "ACC2.wl"]
+
+
+def test_it_marks_as_synced_a_change_whose_task_was_lost(worklist_dir, orders):
+    from worklist_export.models import WorklistEntry
+
+    worklists_reconcile()
+    order = orders[0]
+    # A change that does not alter the file (notes), whose task never ran.
+    order.notes = "Bring old films"
+    order.save(update_fields=["notes", "updated_at"])
+    assert WorklistEntry.objects.get(order=order).is_pending_for(order)
+
+    worklists_reconcile()
+
+    order.refresh_from_db()
+    assert not WorklistEntry.objects.get(order=order).is_pending_for(order)

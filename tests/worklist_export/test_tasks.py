@@ -2,10 +2,11 @@ from unittest import mock
 
 import pytest
 from django.db import InterfaceError, OperationalError
+from django.urls import reverse
 from pydicom import dcmread
 
 from scheduling import services
-from scheduling.models import CharacterSet
+from scheduling.models import CharacterSet, Order
 from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
 from worklist_export import services as export_services
 from worklist_export.models import WorklistEntry
@@ -161,3 +162,32 @@ def test_other_patients_are_unaffected(worklist_dir, book, tomorrow_at):
     first = book()
     second = book(patient=PatientFactory(), start=tomorrow_at(11))
     assert wl_files(worklist_dir) == sorted([f"{first.accession_number}.wl", f"{second.accession_number}.wl"])
+
+
+def test_a_broker_down_at_booking_keeps_the_booking_and_logs_a_warning(
+    worklist_dir, user, room, procedure, patient, tomorrow_at, client, monkeypatch, caplog, after_commit
+):
+    from kombu.exceptions import OperationalError as BrokerError
+
+    def refused(*args, **kwargs):
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(sync_order_worklist, "delay", refused)
+    client.force_login(user)
+    data = {
+        "patient": patient.pk,
+        "procedure": procedure.pk,
+        "room": room.pk,
+        "date": tomorrow_at(9).date().isoformat(),
+        "slot": "09:00",
+        "priority": "ROUTINE",
+    }
+
+    with caplog.at_level("WARNING", logger="worklist_export.tasks"), after_commit():
+        response = client.post(reverse("scheduling:order_create"), data)
+
+    assert response.status_code == 302
+    order = Order.objects.get(patient=patient)
+    assert "broker unavailable" in caplog.text and f"order {order.pk}" in caplog.text
+    assert "export pending" in client.get(order.get_absolute_url()).content.decode()
+    assert wl_files(worklist_dir) == []
