@@ -1,0 +1,378 @@
+"""Faults never lose an exam: Redis down at booking, a worker killed mid-write, a worklist folder that is
+read-only or full, PostgreSQL restarted under load. Each booking made is saved once, and its .wl file
+appears once the fault is gone; a partial .wl file is never visible.
+
+Nothing here touches the machine's shared services: each test starts its own redis-server (and, for the
+database restart, its own PostgreSQL cluster) on a free port, and its own Celery worker against them.
+Each test prints its figures (run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from pydicom import dcmread
+
+from ris.celery import app
+from scheduling import services
+from scheduling.models import Order
+from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory
+from tests.realstack.conftest import BASE_DIR, _logs, _start, _stop, _subprocess_env
+from worklist_export.models import WorklistEntry
+from worklist_export.reconcile import worklists_reconcile
+from worklist_export.selectors import order_export_state
+from worklist_export.services import order_sync_worklist
+
+pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# A clerk must never wait on a dead broker for longer than this (the publish retry policy in settings).
+CLERK_WAIT_LIMIT = 3.0
+
+
+def need(program: str) -> str:
+    """The path of `program`; a missing one fails the test (never skips): CI must run these faults."""
+    found = shutil.which(program) or (str(PG_BIN / program) if (PG_BIN / program).exists() else None)
+    if found is None:
+        pytest.fail(
+            f"{program} is not installed; the fault tests need it (apt-get install redis-server "
+            "postgresql-15)",
+            pytrace=False,
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> float:
+    """Poll until condition() holds; return the seconds it took, or fail naming `what`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"after {timeout:.0f} s: {what}")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def wl_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.wl"))
+
+
+def assert_complete(path: Path, order: Order) -> None:
+    """A whole, parseable worklist item for `order` (a server reads any *.wl it finds)."""
+    ds = dcmread(path)
+    assert ds.AccessionNumber == order.accession_number
+    assert ds.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == order.room.ae_title
+
+
+# --- a private Redis --------------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, without persistence, that the test may kill and restart."""
+
+    def __init__(self, folder: Path) -> None:
+        self.binary = need("redis-server")
+        self.port = free_port()
+        self.folder = folder
+        self.proc: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.folder / "redis.log").open("a")
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        _logs["redis"] = self.folder / "redis.log"
+        wait_for(self.answers, f"redis-server on port {self.port} answered", timeout=10)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return True
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def publishing_to(url: str) -> Iterator[None]:
+    """Make this process's Celery app publish to `url` (the test's Redis) instead of the shared one."""
+    old = app.conf.broker_url, app.conf.result_backend
+
+    def reset_pools() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration: change both.
+    old_env = os.environ["CELERY_BROKER_URL"]
+    os.environ["CELERY_BROKER_URL"] = url
+    app.conf.broker_url = app.conf.result_backend = url
+    reset_pools()
+    try:
+        assert app.connection_for_write().as_uri(include_password=True) == url
+        yield
+    finally:
+        reset_pools()
+        os.environ["CELERY_BROKER_URL"] = old_env
+        app.conf.broker_url, app.conf.result_backend = old
+
+
+@pytest.fixture
+def redis(tmp_path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        with publishing_to(server.url):
+            yield server
+    finally:
+        server.kill()
+        _logs.pop("redis", None)
+
+
+def start_celery(kind: str, tmp_path: Path, redis: PrivateRedis, **env: str) -> subprocess.Popen:
+    """A worker or a beat (reconcile every 2 s) of this test, on its Redis and the test database."""
+    env = {"CELERY_BROKER_URL": redis.url, "CELERY_RESULT_BACKEND": redis.url, **env}
+    if kind == "worker":
+        args = ["worker", "--pool=solo", "-l", "info", "-n", f"faults-{redis.port}@%h"]
+        return _start("worker", args, tmp_path / "worker.log", " ready.", **env)
+    args = ["beat", "-l", "info", "-s", str(tmp_path / "celerybeat-schedule")]
+    return _start(
+        "beat", args, tmp_path / "beat.log", "beat: Starting", WORKLIST_RECONCILE_SECONDS="2", **env
+    )
+
+
+@pytest.fixture
+def worker(redis, tmp_path) -> Iterator[subprocess.Popen]:
+    proc = start_celery("worker", tmp_path, redis)
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+        _logs.pop("worker", None)
+
+
+@pytest.fixture
+def beat(redis, worker, tmp_path) -> Iterator[subprocess.Popen]:
+    proc = start_celery("beat", tmp_path, redis)
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+        _logs.pop("beat", None)
+
+
+def booking_form(patient, procedure, room, start) -> dict[str, str]:
+    return {
+        "patient": str(patient.pk),
+        "procedure": str(procedure.pk),
+        "room": str(room.pk),
+        "date": start.date().isoformat(),
+        "slot": f"{start:%H:%M}",
+        "priority": "ROUTINE",
+        "confirm_patient_overlap": "on",
+    }
+
+
+# --- 1. Redis down while booking ----------------------------------------------------------------------
+
+
+def test_a_booking_made_while_redis_is_down_is_saved_and_reaches_the_folder_when_redis_is_back(
+    redis, worker, beat, client, user, tomorrow_at, caplog
+):
+    caplog.set_level("WARNING", logger="worklist_export.tasks")
+    folder = Path(settings.WORKLIST_DIR)
+    procedure, room = ProcedureFactory(), RoomFactory()
+    client.force_login(user)
+
+    redis.kill()
+    started = time.monotonic()
+    response = client.post(
+        reverse("scheduling:order_create"), booking_form(PatientFactory(), procedure, room, tomorrow_at(9))
+    )
+    view_seconds = time.monotonic() - started
+    started = time.monotonic()
+    by_service = services.order_book(
+        patient=PatientFactory(), procedure=procedure, room=room, start=tomorrow_at(10), user=user
+    )
+    service_seconds = time.monotonic() - started
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    by_view = Order.objects.get(pk=int(re.search(r"/orders/(\d+)/", response.url).group(1)))
+    booked = [by_view, by_service]
+    assert max(view_seconds, service_seconds) < CLERK_WAIT_LIMIT
+    page = client.get(by_view.get_absolute_url()).content.decode()
+    assert "export pending" in page
+    assert all(order_export_state(order=o).pending for o in booked)
+    assert wl_files(folder) == []
+    assert caplog.text.count("not queued (broker unavailable") == len(booked)
+
+    redis.start()
+    recovery = wait_for(
+        lambda: len(wl_files(folder)) == len(booked), "both files written after Redis came back", timeout=30
+    )
+
+    for order in booked:
+        assert_complete(folder / f"{order.accession_number}.wl", order)
+        order.refresh_from_db()
+        assert not order_export_state(order=order).pending
+    lost = len(booked) - len(wl_files(folder))
+    print(
+        f"\n[redis down] faults injected=1 (redis-server SIGKILL) bookings made={len(booked)} "
+        f"saved={Order.objects.count()} clerk wait view={view_seconds:.2f}s service={service_seconds:.2f}s "
+        f"files after restart={len(wl_files(folder))} in {recovery:.1f}s files lost={lost}"
+    )
+    assert lost == 0 and Order.objects.count() == len(booked)
+
+
+# --- 2. A worker killed in the middle of writing --------------------------------------------------------
+
+# Runs the export in a child process that stops, as if frozen by the kernel, at a chosen point of the
+# write: after half of a file's bytes (the per-order task) or with every temporary file of a batch
+# written and none renamed (reconcile). It touches `marker` there, so the test kills it at that point.
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    import django
+
+    django.setup()
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from worklist_export import writer
+
+    mode, marker, order_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    def freeze():
+        open(marker, "w").close()
+        time.sleep(600)
+
+    if mode == "task":
+        original = Dataset.save_as
+
+        def half_then_freeze(self, fh, **kwargs):
+            buffer = DicomBytesIO()
+            original(self, buffer, **kwargs)
+            data = buffer.getvalue()
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            freeze()
+
+        Dataset.save_as = half_then_freeze
+        from worklist_export.services import order_sync_worklist
+
+        order_sync_worklist(order_id=order_id)
+    else:
+        writer._flush_files = lambda folder, tmps: freeze()
+        from worklist_export.reconcile import worklists_reconcile
+
+        worklists_reconcile()
+    """
+)
+
+
+def kill_writer_midway(mode: str, order_id: int, tmp_path: Path) -> list[Path]:
+    """Start the export in a child, SIGKILL it at the frozen point; return the temporary files it left."""
+    folder = Path(settings.WORKLIST_DIR)
+    marker, log = tmp_path / f"frozen-{mode}", tmp_path / f"writer-{mode}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WRITER, mode, str(marker), str(order_id)],
+            cwd=BASE_DIR,
+            env=_subprocess_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: marker.exists() or proc.poll() is not None, f"the {mode} writer froze", timeout=30)
+        assert marker.exists(), f"the {mode} writer ended early:\n{log.read_text()[-3000:]}"
+        # Frozen mid-write: a server scanning the folder now sees no .wl file, let alone a partial one.
+        assert wl_files(folder) == []
+        leftovers = sorted(folder.glob(".*.wl.tmp-*"))
+        assert leftovers, "the writer had a temporary file open"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    assert wl_files(folder) == []
+    return leftovers
+
+
+def test_a_writer_killed_mid_write_leaves_no_partial_file_and_the_next_run_completes_it(
+    tmp_path, tomorrow_at
+):
+    folder = Path(settings.WORKLIST_DIR)
+    room, procedure = RoomFactory(), ProcedureFactory()
+    one = OrderFactory(room=room, procedure=procedure, scheduled_start=tomorrow_at(8))
+
+    # The per-order task, killed with half the file in its temporary file.
+    task_leftovers = kill_writer_midway("task", one.pk, tmp_path)
+    sizes = [p.stat().st_size for p in task_leftovers]
+    # The next run of the task (its retry) writes the whole file; the lock of the dead one was released.
+    assert order_sync_worklist(order_id=one.pk) == "written"
+    assert_complete(folder / f"{one.accession_number}.wl", one)
+    full_size = (folder / f"{one.accession_number}.wl").stat().st_size
+    assert all(size < full_size for size in sizes), "the killed writer had written only part of the file"
+
+    # Reconcile writing a batch, killed with every temporary file written and none renamed.
+    batch = [
+        OrderFactory(room=room, procedure=procedure, scheduled_start=tomorrow_at(9, 15 * i)) for i in range(4)
+    ]
+    (folder / f"{one.accession_number}.wl").unlink()
+    batch_leftovers = kill_writer_midway("reconcile", one.pk, tmp_path)
+
+    report = worklists_reconcile()
+
+    orders = [one, *batch]
+    for order in orders:
+        assert_complete(folder / f"{order.accession_number}.wl", order)
+        assert not WorklistEntry.objects.get(order=order).last_error
+    leftover_after = sorted(folder.glob(".*.tmp-*"))
+    lost = len(orders) - len(wl_files(folder))
+    print(
+        f"\n[killed writer] faults injected=2 (SIGKILL in the task mid-file, in reconcile mid-batch) "
+        f"orders={len(orders)} temporary files left by the dead writers={len(task_leftovers) + len(batch_leftovers)} "
+        f"partial .wl visible=0 written by the next run={report.counts()['missing']} "
+        f"temporary files after reconcile={len(leftover_after)} files lost={lost}"
+    )
+    assert leftover_after == [] and lost == 0
