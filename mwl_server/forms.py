@@ -3,6 +3,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from scheduling.models import Room
+from scheduling.validators import validate_calendar_date
 
 from .query import query_targets
 
@@ -12,7 +13,10 @@ class ModalityQueryForm(forms.Form):
         label=_("Room"), queryset=Room.objects.filter(active=True), empty_label=None
     )
     day = forms.DateField(
-        label=_("Date"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("Date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[validate_calendar_date],
     )
     target = forms.ChoiceField(label=_("Worklist server"))
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from . import selectors
 from .models import Modality, Order, OrderStatus, Patient, Procedure, Room
 from .services import ORDER_DETAIL_FIELDS
+from .validators import validate_calendar_date
 
 # Where a booking service's error keys belong on the booking and reschedule forms.
 BOOKING_ERROR_FIELDS = {"start": "slot"}
@@ -198,7 +199,7 @@ class BookingForm(SlotFormMixin, forms.Form):
     )
     procedure = forms.ModelChoiceField(label=_("Procedure"), queryset=Procedure.objects.filter(active=True))
     room = forms.ModelChoiceField(label=_("Room"), queryset=Room.objects.filter(active=True))
-    date = forms.DateField(label=_("Date"), widget=_date_input())
+    date = forms.DateField(label=_("Date"), widget=_date_input(), validators=[validate_calendar_date])
     slot = SlotField(label=_("Start time"))
     priority = _model_field(Order, "priority")
     referring_physician = _model_field(Order, "referring_physician")
@@ -232,7 +233,7 @@ class BookingForm(SlotFormMixin, forms.Form):
 
 class RescheduleForm(SlotFormMixin, forms.Form):
     room = forms.ModelChoiceField(label=_("Room"), queryset=Room.objects.filter(active=True))
-    date = forms.DateField(label=_("Date"), widget=_date_input())
+    date = forms.DateField(label=_("Date"), widget=_date_input(), validators=[validate_calendar_date])
     slot = SlotField(label=_("Start time"))
     confirm_patient_overlap = _confirm_field(_("Book anyway: the patient has an overlapping exam"))
 
@@ -256,7 +257,7 @@ class SlotQueryForm(forms.Form):
     """The query of the free-slots endpoint the booking page calls when room, date or procedure change."""
 
     room = forms.ModelChoiceField(queryset=Room.objects.all())
-    date = forms.DateField()
+    date = forms.DateField(validators=[validate_calendar_date])
     procedure = forms.ModelChoiceField(queryset=Procedure.objects.all())
     order = forms.ModelChoiceField(queryset=Order.objects.all(), required=False)
 
@@ -280,8 +281,12 @@ class CancelForm(forms.Form):
 
 
 class OrderFilterForm(BootstrapInputsMixin, forms.Form):
-    date_from = forms.DateField(label=_("From"), required=False, widget=_date_input())
-    date_to = forms.DateField(label=_("To"), required=False, widget=_date_input())
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=_date_input(), validators=[validate_calendar_date]
+    )
+    date_to = forms.DateField(
+        label=_("To"), required=False, widget=_date_input(), validators=[validate_calendar_date]
+    )
     status = forms.ChoiceField(
         label=_("Status"), required=False, choices=[("", _("Any status")), *OrderStatus.choices]
     )

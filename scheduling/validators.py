@@ -83,6 +83,21 @@ def validate_birth_date(value: date) -> None:
         raise ValidationError(_("Check the birth date: it is before 1880."), code="too_old")
 
 
+# The calendar the schedule works in. Beyond it a date is a typo, and at the ends of Python's range
+# the day before or after (or the time zone offset) cannot be computed: OverflowError, a server error.
+CALENDAR_FIRST = date(1900, 1, 1)
+CALENDAR_LAST = date(2999, 12, 31)
+
+
+def validate_calendar_date(value: date) -> None:
+    if not (CALENDAR_FIRST <= value <= CALENDAR_LAST):
+        raise ValidationError(
+            _("Enter a date between %(first)s and %(last)s."),
+            code="calendar",
+            params={"first": CALENDAR_FIRST.isoformat(), "last": CALENDAR_LAST.isoformat()},
+        )
+
+
 def validate_weight(value: Decimal) -> None:
     if value is not None and not (Decimal("0.1") <= value <= Decimal("500")):
         raise ValidationError(_("Weight must be between 0.1 and 500 kg."), code="weight")

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -35,6 +35,7 @@ from .forms import (
 )
 from .models import Order, Patient
 from .roles import FRONT_DESK, TECHNOLOGIST, require_role, user_has_role
+from .validators import validate_calendar_date
 
 ORDERS_PER_PAGE = 25
 PATIENTS_PER_PAGE = 25
@@ -68,10 +69,14 @@ def schedule(request: HttpRequest) -> HttpResponse:
     if raw := request.GET.get("date"):
         try:
             day = date.fromisoformat(raw)
+            validate_calendar_date(day)
         except ValueError:
             messages.warning(
                 request, _("“%(value)s” is not a date (YYYY-MM-DD); showing today.") % {"value": raw}
             )
+        except ValidationError as error:
+            day = today
+            messages.warning(request, error.messages[0])
     context = {
         "day": day,
         "today": today,
@@ -110,7 +115,12 @@ AUTOCOMPLETE_LIMIT = 10
 @require_GET
 def patient_autocomplete(request: HttpRequest) -> JsonResponse:
     """Up to 10 patients matching ?q= as [{id, label, url}], for the search boxes' suggestion lists."""
-    query = request.GET.get("q", "").strip()
+    # Through the search form, as the patient list: it refuses what no name holds (a NUL character,
+    # which PostgreSQL cannot even compare) with a message instead of a server error.
+    form = PatientSearchForm({"q": request.GET.get("q", "")})
+    if not form.is_valid():
+        return JsonResponse({"results": [], "errors": form.errors}, status=400)
+    query = form.cleaned_data["q"]
     if not query:
         return JsonResponse({"results": []})
     patients = selectors.patient_search(query=query)[:AUTOCOMPLETE_LIMIT]
@@ -272,7 +282,8 @@ def _redirect_back(request: HttpRequest, order: Order) -> HttpResponse:
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        return redirect(target)
+        # Not redirect(): it takes a target without "/" or "." for a view name, and fails to reverse it.
+        return HttpResponseRedirect(target)
     return redirect(order)
 
 
