@@ -692,23 +692,40 @@ each dataset and the kernel creating each file; see the note at the end.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--only",
+        help="comma-separated measures to run while working on one (export, mwl, latency, load, board): "
+        "prints their raw figures and leaves the document alone",
+    )
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     started = clock.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ris-bench-") as tmp:
         bench = Bench(Path(tmp))
         try:
             bench.setup()
             first_free = date.fromisoformat(bench.seed["first_free_day"])
-            bench.bench_export()
-            bench.bench_mwl_query()
-            bench.start_worker()
-            bench.bench_latency(first_free)
-            bench.bench_load(first_free + timedelta(days=1))
-            bench.bench_board(first_free + timedelta(days=60))
+            measures = [
+                ("export", bench.bench_export),
+                ("mwl", bench.bench_mwl_query),
+                ("latency", lambda: bench.bench_latency(first_free)),
+                ("load", lambda: bench.bench_load(first_free + timedelta(days=1))),
+                ("board", lambda: bench.bench_board(first_free + timedelta(days=60))),
+            ]
+            worker = None
+            for name, measure in measures:
+                if only is not None and name not in only:
+                    continue
+                if name in ("latency", "load") and worker is None:
+                    worker = bench.start_worker()
+                measure()
             machine = bench.machine()
         finally:
             bench.teardown()
     total = clock.perf_counter() - started
+    if only is not None:
+        print(json.dumps(bench.results, indent=2, default=str))
+        return
     rows = table(bench.results)
     print(markdown(rows))
     print(f"\nTotal {total:.0f} s. Written to {args.output}")

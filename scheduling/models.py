@@ -194,8 +194,14 @@ class Patient(models.Model):
 
     @property
     def display_name(self) -> str:
-        parts = [self.name_prefix, self.given_name, self.middle_name, self.family_name, self.name_suffix]
-        return " ".join(p for p in parts if p)
+        return self.compose_display_name(
+            self.name_prefix, self.given_name, self.middle_name, self.family_name, self.name_suffix
+        )
+
+    @staticmethod
+    def compose_display_name(prefix: str, given: str, middle: str, family: str, suffix: str) -> str:
+        """The name as the front desk reads it: "Dr Anna Smith", "สมชาย ใจดี"."""
+        return " ".join(p for p in (prefix, given, middle, family, suffix) if p)
 
     @property
     def romanized_display_name(self) -> str:

@@ -26,5 +26,30 @@
     }
   }
 
+  // A block's menu is filled when it opens, from the board's one #board-menu template: the entries the
+  // block lists in data-actions, with the order's id in place of the 0 in each address. Thousands of
+  // blocks then carry no forms of their own, which keeps a busy day's board small and fast to render.
+  board.addEventListener("show.bs.dropdown", (event) => {
+    const block = event.target.closest(".board-block");
+    const menu = block && block.querySelector(".board-actions");
+    const template = board.querySelector("#board-menu");
+    if (!menu || !template || menu.childElementCount) return;
+    const pk = block.dataset.pk;
+    const offered = new Set((block.dataset.actions || "").split(" ").filter(Boolean));
+    const items = template.content.cloneNode(true);
+    items.querySelectorAll("[data-action]").forEach((item) => {
+      if (!offered.has(item.dataset.action)) item.remove();
+    });
+    items.querySelectorAll("[href], [action]").forEach((item) => {
+      const name = item.hasAttribute("href") ? "href" : "action";
+      item.setAttribute(name, item.getAttribute(name).replace("/0/", `/${pk}/`));
+    });
+    items.querySelectorAll("#cancel-reason").forEach((input) => {
+      input.id = `cancel-${pk}`;
+      input.closest("form").querySelector("label").htmlFor = input.id;
+    });
+    menu.appendChild(items);
+  });
+
   setInterval(refresh, seconds * 1000);
 })();

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from scheduling.models import OrderStatus
 from scheduling.selectors import day_board
-from tests.factories import OrderFactory, PatientFactory, RoomFactory
+from tests.factories import OrderFactory, PatientFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -69,10 +69,54 @@ def test_the_board_shows_each_exam_with_patient_procedure_and_status(
     assert "สมชาย ใจดี" in content
     assert "CT Head without contrast" in content
     assert "bg-primary-subtle" in content
-    assert reverse("scheduling:order_arrive", args=[order.pk]) in content
-    assert reverse("scheduling:order_cancel", args=[order.pk]) in content
-    assert reverse("scheduling:order_reschedule", args=[order.pk]) in content
-    assert reverse("scheduling:order_complete", args=[order.pk]) not in content
+    assert f'data-pk="{order.pk}" data-actions="arrive cancel reschedule"' in content
+    # The one menu template the blocks' menus are filled from (board.js) holds every action's form.
+    for name in ("order_arrive", "order_start", "order_complete", "order_cancel"):
+        assert f'action="{reverse(f"scheduling:{name}", args=[0])}"' in content
+
+
+@pytest.mark.parametrize(
+    "roles, offered",
+    [
+        (["front_desk"], "cancel reschedule"),
+        (["technologist"], "arrive"),
+        ([], ""),
+    ],
+)
+def test_a_block_offers_only_what_the_users_role_may_do(client, room, tomorrow_at, user, roles, offered):
+    from scheduling.roles import FRONT_DESK, TECHNOLOGIST
+
+    names = {"front_desk": FRONT_DESK, "technologist": TECHNOLOGIST}
+    client.force_login(UserFactory(roles=[names[r] for r in roles]))
+    order = OrderFactory(room=room, scheduled_start=tomorrow_at(9), booked_by=user)
+
+    content = client.get(reverse("scheduling:schedule"), {"date": tomorrow().isoformat()}).content.decode()
+
+    assert f'data-pk="{order.pk}" data-actions="{offered}"' in content
+
+
+def test_an_exam_the_modality_gave_back_says_why_on_its_block(clerk, room, tomorrow_at, user):
+    OrderFactory(
+        room=room,
+        scheduled_start=tomorrow_at(9),
+        booked_by=user,
+        status=OrderStatus.SCHEDULED,
+        discontinue_reason="Patient claustrophobic",
+    )
+
+    content = clerk.get(reverse("scheduling:schedule"), {"date": tomorrow().isoformat()}).content.decode()
+
+    assert "Returned by the modality: Patient claustrophobic" in content
+
+
+def test_the_board_escapes_what_clerks_typed(clerk, room, tomorrow_at, user):
+    patient = PatientFactory(family_name="<script>x</script>")
+    OrderFactory(patient=patient, room=room, scheduled_start=tomorrow_at(9), booked_by=user)
+
+    content = clerk.get(reverse("scheduling:schedule"), {"date": tomorrow().isoformat()}).content.decode()
+
+    assert "<script>x</script>" not in content
+    assert "&lt;script&gt;x&lt;/script&gt;" in content
 
 
 def test_the_partial_is_the_board_alone_for_the_refresh(clerk, room, tomorrow_at, user):

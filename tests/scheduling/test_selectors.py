@@ -35,4 +35,4 @@ def test_schedule_groups_orders_by_room(patient, procedure, room, user, tomorrow
         patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user
     )
     schedule = dict(selectors.schedule_for_day(day=tomorrow_at(9).date()))
-    assert schedule[room] == [order]
+    assert [o.pk for o in schedule[room]] == [order.pk]
