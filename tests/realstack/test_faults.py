@@ -356,7 +356,7 @@ def test_a_writer_killed_mid_write_leaves_no_partial_file_and_the_next_run_compl
 
     # Reconcile writing a batch, killed with every temporary file written and none renamed.
     batch = [
-        OrderFactory(room=room, procedure=procedure, scheduled_start=tomorrow_at(9, 15 * i)) for i in range(4)
+        OrderFactory(room=room, procedure=procedure, scheduled_start=tomorrow_at(9 + i)) for i in range(4)
     ]
     (folder / f"{one.accession_number}.wl").unlink()
     batch_leftovers = kill_writer_midway("reconcile", one.pk, tmp_path)
@@ -376,3 +376,109 @@ def test_a_writer_killed_mid_write_leaves_no_partial_file_and_the_next_run_compl
         f"temporary files after reconcile={len(leftover_after)} files lost={lost}"
     )
     assert leftover_after == [] and lost == 0
+
+
+# --- 3. The worklist folder read-only, then full ---------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A 512 KiB tmpfs of this test, so it can be made read-only or filled without harming the machine."""
+    mount = need("mount")
+    point = tmp_path / "small-disk"
+    point.mkdir()
+    result = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "size=512k,mode=0755", "tmpfs", str(point)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (the fault tests run as root): {result.stderr}", pytrace=False)
+    try:
+        yield point
+    finally:
+        subprocess.run([need("umount"), "-l", str(point)], check=False)
+
+
+def remount(point: Path, option: str) -> None:
+    subprocess.run([need("mount"), "-o", f"remount,{option}", str(point)], check=True)
+
+
+def fill(point: Path) -> int:
+    """Write until the disk is full; return the bytes written."""
+    written = 0
+    with open(point / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                written += fh.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+    return written
+
+
+def test_a_read_only_or_full_folder_shows_the_error_and_loses_nothing_once_fixed(
+    small_disk, redis, tmp_path, client, user, tomorrow_at, settings
+):
+    folder = small_disk / "worklists"
+    settings.WORKLIST_DIR = str(folder)
+    worker = start_celery("worker", tmp_path, redis, WORKLIST_DIR=str(folder))
+    procedure, room = ProcedureFactory(), RoomFactory()
+    client.force_login(user)
+
+    def book(hour: int) -> Order:
+        form = booking_form(PatientFactory(), procedure, room, tomorrow_at(hour))
+        response = client.post(reverse("scheduling:order_create"), form)
+        assert response.status_code == 302, response.content.decode()[:2000]
+        return Order.objects.get(pk=int(re.search(r"/orders/(\d+)/", response.url).group(1)))
+
+    def error_of(order: Order) -> str:
+        entry = WorklistEntry.objects.filter(order=order).first()
+        return entry.last_error if entry else ""
+
+    try:
+        healthy = book(8)
+        wait_for(lambda: (folder / f"{healthy.accession_number}.wl").exists(), "the first file was written")
+
+        faults = []
+        remount(small_disk, "ro")
+        read_only = book(9)
+        wait_for(lambda: "Read-only file system" in error_of(read_only), "the read-only error was recorded")
+        faults.append(("read-only", read_only))
+
+        remount(small_disk, "rw")
+        filler_bytes = fill(small_disk)
+        full = book(10)
+        wait_for(lambda: "No space left on device" in error_of(full), "the disk-full error was recorded")
+        faults.append(("disk full", full))
+
+        problems = client.get(reverse("worklist_export:problems")).content.decode()
+        for what, order in faults:
+            page = client.get(order.get_absolute_url()).content.decode()
+            assert "alert-danger" in page and "The worklist folder cannot be written" in page, what
+            assert order.get_absolute_url() in problems, what
+        assert "No space left on device" in problems
+        # Whatever is in the folder is whole: a failed write leaves neither a partial .wl nor its temp file.
+        assert wl_files(folder) == [f"{healthy.accession_number}.wl"]
+        assert_complete(folder / f"{healthy.accession_number}.wl", healthy)
+        assert not list(folder.glob(".*.tmp-*"))
+
+        (small_disk / "filler").unlink()
+        for _what, order in faults:
+            response = client.post(reverse("worklist_export:problem_retry", args=[order.pk]), follow=True)
+            assert "the worklist is up to date" in response.content.decode()
+    finally:
+        _stop(worker)
+        _logs.pop("worker", None)
+
+    booked = [healthy, *(order for _what, order in faults)]
+    for order in booked:
+        assert_complete(folder / f"{order.accession_number}.wl", order)
+        assert error_of(order) == ""
+    assert "No problems" in client.get(reverse("worklist_export:problems")).content.decode()
+    lost = len(booked) - len(wl_files(folder))
+    print(
+        f"\n[folder faults] faults injected=2 (tmpfs remounted read-only, tmpfs filled with {filler_bytes} "
+        f"bytes) bookings made={len(booked)} saved={Order.objects.count()} errors shown on the order page and "
+        f"the problems page={len(faults)} files after the fix={len(wl_files(folder))} files lost={lost}"
+    )
+    assert lost == 0 and Order.objects.count() == len(booked)
