@@ -37,6 +37,14 @@ else:
         ) from None
     if len(SECRET_KEY) < 32:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long.")
+    # env.list keeps empty items: "" and "," give [""] and ["", ""]. Without a host name every request
+    # would be refused with a 400 and nothing in the log would say why.
+    ALLOWED_HOSTS = [host.strip() for host in ALLOWED_HOSTS if host.strip()]
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "DJANGO_ALLOWED_HOSTS is empty. Production (DJANGO_DEBUG off) needs the host names the app "
+            "is reached by, comma-separated (e.g. ris.example.org); see .env.example."
+        )
 
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -54,6 +56,33 @@ def test_it_refuses_a_short_secret_key():
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be at least 32 characters long" in result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["", ",", " , ,"])
+def test_it_refuses_to_start_with_empty_allowed_hosts(hosts):
+    result = manage(
+        "check",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64)[:50],
+        DJANGO_ALLOWED_HOSTS=hosts,
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_ALLOWED_HOSTS is empty" in result.stderr
+
+
+def test_it_drops_empty_items_from_allowed_hosts():
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.ALLOWED_HOSTS)",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64)[:50],
+        DJANGO_ALLOWED_HOSTS="ris.example.org, ,",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['ris.example.org']"
 
 
 def test_the_embedded_default_still_starts_in_debug():
