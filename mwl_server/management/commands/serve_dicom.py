@@ -5,9 +5,11 @@ import os
 import threading
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from mwl_server.server import start_server
+from scheduling.validators import validate_ae_title
 
 
 class Command(BaseCommand):
@@ -30,9 +32,17 @@ class Command(BaseCommand):
         if verbosity < 2:
             # pynetdicom logs every identifier at INFO: patient names and IDs have no place in the log.
             logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-        ae_title = ae_title or settings.DICOM_SERVER_AE
-        port = port or settings.DICOM_SERVER_PORT
+        ae_title = ae_title if ae_title is not None else settings.DICOM_SERVER_AE
+        port = port if port is not None else settings.DICOM_SERVER_PORT
         bind = bind if bind is not None else settings.DICOM_SERVER_BIND
+        # Checked here: pynetdicom and the socket refuse these with a traceback, or (an AE title with a
+        # dot) accept one that newer DCMTK modalities then refuse to call.
+        if not 1 <= port <= 65535:
+            raise CommandError(f"The port must be between 1 and 65535, not {port}.")
+        try:
+            validate_ae_title(ae_title)
+        except ValidationError as exc:
+            raise CommandError(f"AE title {ae_title!r}: {exc.messages[0]}") from None
         callers = "any calling AE" if settings.DICOM_SERVER_ALLOW_ANY_CALLER else "known calling AEs only"
         self.stdout.write(f"DICOM server {ae_title} on {bind}:{port} ({callers}); Ctrl-C to stop.")
         try:

@@ -27,6 +27,9 @@ class Command(BaseCommand):
             report = worklists_reconcile(check=check)
         except OSError as exc:
             raise CommandError(f"Cannot update {worklist_root()}: {exc}") from exc
+        except ValueError as exc:
+            # A setting the export cannot work with (WORKLIST_LAYOUT): say which, not a traceback.
+            raise CommandError(str(exc)) from exc
 
         verbs = VERBS[check]
         for line in report.lines:
