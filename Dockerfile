@@ -12,6 +12,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# The runtime packages only: the test tools and linters stay out of the image.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 

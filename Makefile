@@ -8,10 +8,11 @@ export DJANGO_DEBUG ?= 1
 
 .PHONY: run test test-fast install migrate seed lint format messages bench clean
 
-$(BIN)/activate: requirements.txt
+# requirements-dev.txt includes requirements.txt: a change to either reinstalls.
+$(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(BIN)/activate
 
 install: $(BIN)/activate

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "beat", "dicom")
 # Variables compose itself interpolates that are not Django settings: the postgres service's password.
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 
@@ -47,7 +47,7 @@ def test_settings_reads_the_variables_this_test_relies_on():
 
 
 def test_it_has_the_services_of_the_stack(services):
-    assert {"web", "worker", "beat", "redis", "postgres", "orthanc", "wlmscpfs"} <= set(services)
+    assert {"web", "worker", "beat", "redis", "postgres", "orthanc", "dicom", "wlmscpfs"} <= set(services)
     assert services["wlmscpfs"]["profiles"] == ["wlmscpfs"]
     assert "wlmscpfs -dfp /worklists -csk 11112" in services["wlmscpfs"]["command"]
 
@@ -58,6 +58,50 @@ def test_app_services_run_gunicorn_with_migrations_celery_worker_and_beat(servic
     assert services["worker"]["command"].startswith("celery -A ris worker")
     assert services["beat"]["command"].startswith("celery -A ris beat")
     assert "deploy" not in services["beat"] and "replicas" not in str(services["beat"])
+
+
+def test_the_built_in_dicom_server_runs_serve_dicom_from_the_app_image(services):
+    dicom = services["dicom"]
+
+    assert dicom["command"] == "python manage.py serve_dicom"
+    assert dicom["image"] == services["web"]["image"]
+    assert "profiles" not in dicom
+    assert dicom["ports"] == ["11112:11112"]
+    # It answers from the database; an MPPS COMPLETED changes the order, whose file the export removes.
+    assert dicom["environment"]["DATABASE_URL"] == services["web"]["environment"]["DATABASE_URL"]
+    assert mounts(dicom)["/worklists"] == "worklists"
+
+
+def test_no_two_services_publish_the_same_host_port(services):
+    published = [port.rsplit(":", 1)[0] for service in services.values() for port in service.get("ports", [])]
+
+    assert len(published) == len(set(published)), published
+
+
+def test_the_query_page_reaches_the_worklist_servers_by_service_name(services):
+    environment = services["web"]["environment"]
+    for target, service in (("BUILTIN", "dicom"), ("ORTHANC", "orthanc"), ("WLMSCPFS", "wlmscpfs")):
+        assert environment[f"MWL_QUERY_{target}_HOST"] == service
+    # Inside the compose network wlmscpfs listens on its container port, not the host's 11113.
+    assert services["wlmscpfs"]["command"].endswith(f" {environment['MWL_QUERY_WLMSCPFS_PORT']}")
+
+
+def test_the_readme_gives_the_host_ports_compose_publishes(services):
+    readme = (BASE_DIR / "README.md").read_text()
+    deployment = readme[readme.index("## Deployment") :]
+    [wlmscpfs] = services["wlmscpfs"]["ports"]
+    [dicom] = services["dicom"]["ports"]
+
+    assert f"`wlmscpfs` on host port {wlmscpfs.split(':')[0]}" in deployment
+    assert f"serve_dicom`) on DICOM port {dicom.split(':')[0]}" in deployment
+    assert "manage.py serve_dicom" in deployment[deployment.index("### Without Docker") :]
+
+
+def test_files_the_deployment_files_refer_to_exist():
+    for name in ("docker-compose.yml", "Dockerfile"):
+        text = (BASE_DIR / name).read_text()
+        for path in re.findall(r"[\w./-]+\.(?:md|json|txt)\b", text):
+            assert (BASE_DIR / path.removeprefix("./")).exists(), f"{name} refers to {path}"
 
 
 def test_worklist_volume_is_shared_by_the_writers_and_the_worklist_servers(compose, services):
@@ -108,6 +152,7 @@ def test_dockerfile_builds_a_gunicorn_image_run_by_an_unprivileged_user():
 
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert "pip install -r requirements.txt" in dockerfile
+    assert "requirements-dev" not in dockerfile
     assert "collectstatic --noinput" in dockerfile
     assert re.search(r"^USER ris$", dockerfile, re.MULTILINE)
     cmd = re.search(r"^CMD (.+)$", dockerfile, re.MULTILINE).group(1)
@@ -121,3 +166,38 @@ def test_orthanc_serves_the_shared_folder_as_utf8_worklists(services):
     assert config["DefaultEncoding"] == "Utf8"
     assert config["DicomAlwaysAllowFindWorklist"] is True
     assert mounts(services["orthanc"])["/etc/orthanc/orthanc.json"] == "./deploy/orthanc/orthanc.json:ro"
+
+
+def requirement_names(path: Path) -> set[str]:
+    lines = path.read_text().splitlines()
+    return {
+        re.split(r"[=<>~ ]", line)[0].lower() for line in lines if line and not line.startswith(("#", "-"))
+    }
+
+
+def test_the_image_installs_no_test_tools():
+    runtime = requirement_names(BASE_DIR / "requirements.txt")
+    dev = BASE_DIR / "requirements-dev.txt"
+
+    assert dev.read_text().splitlines().count("-r requirements.txt") == 1
+    assert runtime.isdisjoint(requirement_names(dev))
+    for tool in (
+        "pytest",
+        "pytest-django",
+        "playwright",
+        "hypothesis",
+        "factory_boy",
+        "ruff",
+        "time-machine",
+    ):
+        assert tool in requirement_names(dev)
+        assert tool not in runtime
+    assert {"django", "gunicorn", "celery", "pydicom", "pynetdicom", "psycopg"} <= runtime
+
+
+def test_make_install_reinstalls_when_either_requirements_file_changes():
+    makefile = (BASE_DIR / "Makefile").read_text()
+    rule = re.search(r"^\$\(BIN\)/activate:(.*)$", makefile, re.MULTILINE).group(1).split()
+
+    assert {"requirements.txt", "requirements-dev.txt"} <= set(rule)
+    assert "pip install --quiet -r requirements-dev.txt" in makefile
