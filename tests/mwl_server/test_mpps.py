@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from mwl_server import services as mpps
 from mwl_server.models import MppsStatus, PerformedProcedureStep
@@ -129,6 +130,22 @@ def test_n_set_discontinued_returns_the_order_to_the_front_desk_with_the_reason(
     assert order.status == OrderStatus.ARRIVED
     assert order.discontinue_reason == "Patient refused"
     assert step.discontinue_reason == "Patient refused"
+
+
+def test_the_order_page_shows_why_the_modality_gave_the_exam_back(order, after_commit, client, user):
+    client.force_login(user)
+    url = reverse("scheduling:order_detail", args=[order.pk])
+    assert 'id="discontinue-reason"' not in client.get(url).content.decode()
+
+    uid = started(order, after_commit)
+    reason = "Patient <claustrophobic>"
+    mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED", reason))
+
+    page = " ".join(client.get(url).content.decode().split())
+    assert (
+        '<div class="alert alert-warning" role="status" id="discontinue-reason"> '
+        "Returned by the modality: Patient &lt;claustrophobic&gt; </div>"
+    ) in page
 
 
 def test_n_set_discontinued_without_a_reason_code(order, after_commit):
