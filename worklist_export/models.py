@@ -22,6 +22,11 @@ class WorklistEntry(models.Model):
     # and file are unchanged without building a dataset.
     source_sha256 = models.CharField(max_length=64, blank=True)
     file_size = models.PositiveIntegerField(null=True, blank=True)
+    # The file's inode, size, mtime and ctime (writer.file_stamp) when this system last wrote or checked
+    # it. Reconciliation trusts a file whose stamp still matches without reading it; any write to the
+    # file since (edited in place, copied over, restored from a backup) changes the stamp, and the file
+    # is then compared and rewritten.
+    file_stamp = models.CharField(max_length=100, blank=True)
     exported_at = models.DateTimeField(_("exported at"), null=True, blank=True)
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     # When the folder last matched the order (written, found unchanged or removed).

@@ -2,8 +2,10 @@
 
 Tasks keep files in sync change by change; reconciliation (the beat task and `manage.py export_worklists`)
 repairs whatever they missed: a lost task, a file deleted by hand, a room renamed, the window moving on.
-It must be cheap when nothing changed, so an order whose source values, path and file size match its
-entry is skipped without building a dataset, and an unchanged file is never rewritten.
+It must be cheap when nothing changed, so an order whose source values, path and file stamp (inode,
+size, mtime, ctime: one stat, no read) match its entry is skipped without building a dataset, and an
+unchanged file is never rewritten. A file written to since this system wrote it has another stamp: it is
+read, compared with the order's dataset and rewritten if it differs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .writer import (
     dataset_bytes,
     export_lock,
     file_content_sha256,
+    file_stamp,
     order_file_path,
     part10_bytes,
     worklist_file_remove,
@@ -116,7 +119,7 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
                     and stat is not None
                     and entry.path == path
                     and entry.source_sha256 == fingerprint
-                    and entry.file_size == stat.st_size
+                    and entry.file_stamp == file_stamp(stat)
                     and not entry.last_error
                     # A change whose task was lost (broker down) leaves the entry pending: record it
                     # as synced, so the order pages stop saying "export pending".
@@ -173,7 +176,7 @@ def _compare_and_write(candidates, encoded, batch: _Batch, report: ReconcileRepo
         if stat is not None and file_content_sha256(root / path) == sha:
             report.unchanged += 1
             if not check:
-                batch.record(order.pk, path, sha, fingerprint, stat.st_size)
+                batch.record(order.pk, path, sha, fingerprint, stat.st_size, file_stamp(stat))
             continue
         report.add(MISSING if stat is None else CHANGED, path, _describe(order))
         if not check:
@@ -225,10 +228,10 @@ class _Batch:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.pending: list[tuple[int, str, str, str]] = []  # written files: order, path, sha, source sha
-        self.records: list[tuple[int, str, str, str, int]] = []
+        self.records: list[tuple[int, str, str, str, int, str]] = []
 
-    def record(self, order_id: int, path: str, sha: str, source_sha: str, size: int) -> None:
-        self.records.append((order_id, path, sha, source_sha, size))
+    def record(self, order_id: int, path: str, sha: str, source_sha: str, size: int, stamp: str) -> None:
+        self.records.append((order_id, path, sha, source_sha, size, stamp))
         if len(self.records) >= BATCH_SIZE:
             self.flush()
 
@@ -241,7 +244,11 @@ class _Batch:
     def flush(self) -> None:
         if self.files:
             sizes = worklist_files_write(self.files)
-            self.records += [(o, path, sha, src, sizes[path]) for o, path, sha, src in self.pending]
+            root = worklist_root()
+            self.records += [
+                (o, path, sha, src, sizes[path], file_stamp(os.stat(root / path)))
+                for o, path, sha, src in self.pending
+            ]
             self.files, self.pending = {}, []
         # Entries only after their files are in place: an entry never names a file that is not there.
         entries_record_written(records=self.records)

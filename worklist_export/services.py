@@ -14,7 +14,13 @@ from scheduling.selectors import day_bounds
 
 from .dataset import ExportError, order_source, source_dataset, source_fingerprint
 from .models import WorklistEntry
-from .writer import export_lock, order_file_path, worklist_file_remove, worklist_file_write
+from .writer import (
+    export_lock,
+    order_file_path,
+    worklist_file_remove,
+    worklist_file_stamp,
+    worklist_file_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +46,9 @@ def worklist_orders() -> QuerySet[Order]:
     ).select_related("patient", "procedure", "room")
 
 
-def entry_record_written(*, order: Order, path: str, sha: str, source_sha: str, size: int) -> None:
+def entry_record_written(
+    *, order: Order, path: str, sha: str, source_sha: str, size: int, stamp: str
+) -> None:
     now = timezone.now()
     WorklistEntry.objects.update_or_create(
         order=order,
@@ -49,6 +57,7 @@ def entry_record_written(*, order: Order, path: str, sha: str, source_sha: str, 
             "content_sha256": sha,
             "source_sha256": source_sha,
             "file_size": size,
+            "file_stamp": stamp,
             "exported_at": now,
             "removed_at": None,
             "synced_at": now,
@@ -63,6 +72,7 @@ ENTRY_WRITTEN_FIELDS = (
     "content_sha256",
     "source_sha256",
     "file_size",
+    "file_stamp",
     "exported_at",
     "removed_at",
     "synced_at",
@@ -71,8 +81,9 @@ ENTRY_WRITTEN_FIELDS = (
 )
 
 
-def entries_record_written(*, records: list[tuple[int, str, str, str, int]]) -> None:
-    """entry_record_written for many orders in one statement: (order_id, path, sha, source_sha, size).
+def entries_record_written(*, records: list[tuple[int, str, str, str, int, str]]) -> None:
+    """entry_record_written for many orders in one statement: (order_id, path, sha, source_sha, size,
+    stamp).
 
     An upsert on the order, so reconciliation writes one statement per batch instead of a
     select and an insert or update per file.
@@ -88,13 +99,14 @@ def entries_record_written(*, records: list[tuple[int, str, str, str, int]]) -> 
                 content_sha256=sha,
                 source_sha256=source_sha,
                 file_size=size,
+                file_stamp=stamp,
                 exported_at=now,
                 removed_at=None,
                 synced_at=now,
                 last_error="",
                 last_attempt_at=now,
             )
-            for order_id, path, sha, source_sha, size in records
+            for order_id, path, sha, source_sha, size, stamp in records
         ],
         update_conflicts=True,
         unique_fields=["order"],
@@ -109,6 +121,7 @@ def entry_record_absent(*, order_id: int, error: str = "") -> None:
         "content_sha256": "",
         "source_sha256": "",
         "file_size": None,
+        "file_stamp": "",
         "last_error": error,
         "last_attempt_at": now,
     }
@@ -195,15 +208,25 @@ def _order_sync_worklist(order_id: int) -> str:
             return "failed"
 
         fingerprint = source_fingerprint(source)
+        # The recorded hash stands for the file only while the file is the one recorded: one changed
+        # behind our back (a different stamp) is read and compared.
+        known = entry is not None and entry.path == path and entry.file_stamp != ""
+        if known and entry.file_stamp != worklist_file_stamp(relative_path=path):
+            known = False
         result = worklist_file_write(
             relative_path=path,
             dataset=source_dataset(source),
-            known_sha256=entry.content_sha256 if entry and entry.path == path else "",
+            known_sha256=entry.content_sha256 if known else "",
         )
         if old_path and old_path != path:
             worklist_file_remove(relative_path=old_path)
         entry_record_written(
-            order=order, path=path, sha=result.content_sha256, source_sha=fingerprint, size=result.size
+            order=order,
+            path=path,
+            sha=result.content_sha256,
+            source_sha=fingerprint,
+            size=result.size,
+            stamp=worklist_file_stamp(relative_path=path),
         )
         return "written" if result.written else "unchanged"
 

@@ -109,6 +109,24 @@ def file_content_sha256(path: Path) -> str | None:
     return hashlib.sha256(data[144 + group_length :]).hexdigest()
 
 
+def file_stamp(stat: os.stat_result) -> str:
+    """One version of a file on disk: inode, size, mtime and ctime.
+
+    A rename of a new file gives a new inode; a write in place changes mtime and ctime; even a copy that
+    restores the old mtime (cp -p, rsync -t) changes ctime, which no user can set. Comparing stamps
+    costs one stat per file instead of reading it.
+    """
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+
+
+def worklist_file_stamp(*, relative_path: str) -> str:
+    """The file_stamp of WORKLIST_DIR/relative_path, or "" when there is no file."""
+    try:
+        return file_stamp(os.stat(_resolve(relative_path)))
+    except FileNotFoundError:
+        return ""
+
+
 def _file_meta() -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MWL_SOP_CLASS_UID

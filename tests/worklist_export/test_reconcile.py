@@ -213,3 +213,64 @@ def test_it_marks_as_synced_a_change_whose_task_was_lost(worklist_dir, orders):
 
     order.refresh_from_db()
     assert not WorklistEntry.objects.get(order=order).is_pending_for(order)
+
+
+def overwrite_in_place(path, old: bytes, new: bytes, *, keep_mtime: bool = False) -> None:
+    """Change bytes of `path` without changing its size or inode, as an editor writing in place does."""
+    before = os.stat(path)
+    data = path.read_bytes()
+    assert len(old) == len(new) and data.count(old) == 1
+    with open(path, "r+b") as fh:
+        fh.seek(data.index(old))
+        fh.write(new)
+    if keep_mtime:  # what cp -p or rsync -t leave behind
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["edited", "edited-mtime-restored"])
+def test_a_file_changed_in_place_is_reported_and_rewritten(worklist_dir, orders, keep_mtime):
+    worklists_reconcile()
+    path = worklist_dir / "ACC1.wl"
+    overwrite_in_place(path, b"Jaidee", b"JAIDEE", keep_mtime=keep_mtime)
+
+    code, out, _ = run("--check", "-v", "2")
+    assert code == 1
+    assert "differs ACC1.wl" in out and "0 missing, 1 differs" in out
+
+    report = worklists_reconcile()
+    assert [(line.kind, line.path) for line in report.lines] == [("changed", "ACC1.wl")]
+    assert str(dcmread(path).PatientName).startswith("Jaidee^")
+    assert worklists_reconcile().counts()["unchanged"] == 3
+
+
+def test_the_task_rewrites_a_file_changed_in_place(worklist_dir, orders):
+    order_sync_worklist(order_id=orders[0].pk)
+    overwrite_in_place(worklist_dir / "ACC0.wl", b"Jaidee", b"JAIDEE")
+    assert order_sync_worklist(order_id=orders[0].pk) == "written"
+    assert str(dcmread(worklist_dir / "ACC0.wl").PatientName).startswith("Jaidee^")
+
+
+def test_a_file_only_touched_is_compared_but_not_rewritten(worklist_dir, orders):
+    worklists_reconcile()
+    path = worklist_dir / "ACC2.wl"
+    inode = os.stat(path).st_ino
+    os.utime(path, ns=(0, 0))
+    report = worklists_reconcile()
+    assert not report.has_differences and report.counts()["unchanged"] == 3
+    assert os.stat(path).st_ino == inode
+
+
+def test_an_unchanged_folder_is_checked_without_reading_a_file(worklist_dir, orders, monkeypatch):
+    from worklist_export import reconcile, writer
+
+    worklists_reconcile()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged file was read")
+
+    monkeypatch.setattr(reconcile, "file_content_sha256", no_reading)
+    monkeypatch.setattr(writer, "file_content_sha256", no_reading)
+    assert worklists_reconcile(check=True).counts()["unchanged"] == 3
+    assert worklists_reconcile().counts()["unchanged"] == 3
