@@ -8,7 +8,7 @@ cancelling it from the board change what the modality sees.
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -82,6 +82,25 @@ def worklist_query(**patient_keys) -> Dataset:
     return query
 
 
+def type_date(page, day: date) -> None:
+    """Type `day` into the focused date field, as a clerk does.
+
+    The order of a date field's parts is the browser's, not the page's: Debian's Chromium ships only
+    its en-US locale, so it is month, day, year here whatever the page's language. The caller checks
+    the field's value afterwards, so a browser with another order fails loudly rather than silently.
+    """
+    page.keyboard.type(f"{day:%m%d%Y}")
+
+
+def tab_to(page, field, *, at_most: int = 5) -> None:
+    """Press Tab until `field` has the focus, as a clerk does; fail if it takes more than `at_most`."""
+    for _ in range(at_most):
+        page.keyboard.press("Tab")
+        if field.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{at_most} presses of Tab did not reach {field}")
+
+
 def board_block(page, accession: str):
     return page.locator(f'article.board-block[data-accession="{accession}"]')
 
@@ -110,8 +129,10 @@ def test_a_new_clerk_books_moves_and_cancels_a_thai_patients_ct(
     page.get_by_role("button", name="Register", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("สมชาย ใจดี"))).to_be_visible()
 
-    # 3. Book a CT for tomorrow 09:00, choosing the patient with the autocomplete and the rest from the
-    #    keyboard: procedure has the focus, Tab moves on, the slots come from the server, Enter books.
+    # 3. Book a CT for tomorrow 09:00 with the keyboard only, from the patient search to Enter: the
+    #    autocomplete picks the patient, procedure then has the focus, Tab moves on, the date is typed,
+    #    the slots come from the server, Enter books. From here to Enter the test only presses keys,
+    #    waits and looks: it never clicks, fills or focuses.
     page.locator("nav").get_by_role("link", name="Book exam", exact=True).click()
     picker = page.get_by_role("combobox", name="Patient")
     expect(picker).to_be_focused()
@@ -125,15 +146,18 @@ def test_a_new_clerk_books_moves_and_cancels_a_thai_patients_ct(
     expect(page.locator("#id_procedure")).to_be_focused()
     page.keyboard.press("ArrowDown")  # the only CT procedure
     page.keyboard.press("Tab")
+    expect(page.locator("#id_room")).to_be_focused()
     page.keyboard.press("ArrowDown")  # the only CT room
     page.keyboard.press("Tab")
-    page.locator("#id_date").fill(tomorrow().isoformat())
+    expect(page.locator("#id_date")).to_be_focused()
+    type_date(page, tomorrow())
+    expect(page.locator("#id_date")).to_have_value(tomorrow().isoformat())
     slot = page.locator("#id_slot")
+    tab_to(page, slot)  # past the date's calendar button
     expect(slot.locator("option", has_text="09:00")).to_have_count(1)
-    slot.focus()
     page.keyboard.type("09:00")
     expect(slot).to_have_value("09:00")
-    page.locator("#id_reason").focus()
+    tab_to(page, page.locator("#id_reason"))  # past priority, referring and requesting physician
     page.keyboard.type("Headache")
     shoot("booking-form")
     page.keyboard.press("Enter")
