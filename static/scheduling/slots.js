@@ -3,8 +3,12 @@
 document.querySelectorAll("form[data-slots-url]").forEach((form) => {
   const slot = form.elements.namedItem("slot");
   const value = (name) => form.elements.namedItem(name)?.value || form.dataset[name] || "";
+  // Typing a date changes it at every digit, and the answers can arrive out of order: keep only the
+  // answer to the latest question, or a partial date's "choose first" can replace the real slots.
+  let latest = 0;
 
   async function refresh() {
+    const ticket = ++latest;
     const query = new URLSearchParams({
       room: value("room"),
       date: value("date"),
@@ -17,11 +21,13 @@ document.querySelectorAll("form[data-slots-url]").forEach((form) => {
       return;
     }
     const response = await fetch(`${form.dataset.slotsUrl}?${query}`, { headers: { Accept: "application/json" } });
+    if (ticket !== latest) return;
     if (!response.ok) {
       slot.replaceChildren(new Option(form.dataset.chooseFirst, ""));
       return;
     }
     const { slots } = await response.json();
+    if (ticket !== latest) return;
     if (slots.length === 0) {
       slot.replaceChildren(new Option(form.dataset.noneFree, ""));
       return;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from time import sleep
 
 import pytest
 from django.utils import timezone
@@ -16,6 +17,7 @@ from playwright.sync_api import expect
 from pydicom.dataset import Dataset
 
 from scheduling import services
+from scheduling.forms import SlotQueryForm
 from scheduling.models import Order, OrderStatus
 from scheduling.roles import FRONT_DESK, TECHNOLOGIST
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
@@ -279,3 +281,31 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(page, shoot):
         expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
     shoot("anonymous-redirected")
+
+
+def test_typing_a_date_keeps_the_slots_of_the_whole_date(page, clerk, ct_room, ct_head, monkeypatch):
+    # Typing a date changes the field at every digit (year 0002, 0020, 0202, 2026), and each change
+    # asks for the slots. The answers for the partial dates come back last here, as they can from a
+    # busy server: the list must still be that of the date finally typed.
+    patient = PatientFactory(mrn="HN990004")
+
+    class SlowToRefuse(SlotQueryForm):
+        def is_valid(self):
+            valid = super().is_valid()
+            if not valid:
+                sleep(0.5)
+            return valid
+
+    monkeypatch.setattr("scheduling.views.SlotQueryForm", SlowToRefuse)
+    log_in(page, "nok")
+    page.goto(f"/orders/new/?patient={patient.pk}&procedure={ct_head.pk}&room={ct_room.pk}")
+    expect(page.locator("#id_procedure")).to_be_focused()
+    date_field = page.locator("#id_date")
+    tab_to(page, date_field)
+    type_date(page, tomorrow())
+    expect(date_field).to_have_value(tomorrow().isoformat())
+
+    slot = page.locator("#id_slot")
+    expect(slot.locator("option", has_text="09:00")).to_have_count(1)
+    sleep(1.5)  # the stale answers have all arrived
+    expect(slot.locator("option", has_text="09:00")).to_have_count(1)
