@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from django.conf import settings
@@ -11,7 +11,8 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from scheduling.models import Room
+from scheduling.models import ACTIVE_STATUSES, Order, Room
+from scheduling.selectors import day_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ class Target:
     host: str
     port: int
     called_ae: str
+    # wlmscpfs serves one folder per called AE title: a room with its own title is asked by that title.
+    room_called_ae: bool = False
 
 
 @dataclass
@@ -42,6 +45,8 @@ class QueryResult:
     calling_ae: str
     rows: list[WorklistRow] = field(default_factory=list)
     error: str = ""
+    # The room's active orders of the day that are not among the answers: the scanner will not see them.
+    missing: list[Order] = field(default_factory=list)
 
 
 def query_targets() -> dict[str, Target]:
@@ -53,9 +58,30 @@ def query_targets() -> dict[str, Target]:
             host=conf["host"],
             port=int(conf["port"]),
             called_ae=conf["called_ae"],
+            room_called_ae=bool(conf.get("room_called_ae", False)),
         )
         for key, conf in settings.MWL_QUERY_TARGETS.items()
     }
+
+
+def target_for_room(*, target: Target, room: Room) -> Target:
+    """`target` as the room's scanner calls it: with the room's own called AE title where the server
+    tells rooms apart by it (wlmscpfs, where the export writes the room's files into that AE's folder)."""
+    override = room.called_ae_title.strip()
+    if target.room_called_ae and override:
+        return replace(target, called_ae=override)
+    return target
+
+
+def room_orders_missing(*, room: Room, day: date, answers: list[WorklistRow]) -> list[Order]:
+    """The room's active orders (scheduled, arrived, in progress) starting on `day` whose accession
+    number is not among `answers`, in start order."""
+    start, end = day_bounds(day)
+    received = {row.accession for row in answers}
+    orders = Order.objects.filter(
+        room=room, status__in=ACTIVE_STATUSES, scheduled_start__gte=start, scheduled_start__lt=end
+    ).order_by("scheduled_start", "pk")
+    return [order for order in orders if order.accession_number not in received]
 
 
 def modality_query_dataset(*, room: Room, day: date) -> Dataset:
@@ -105,12 +131,15 @@ def _row(answer: Dataset) -> WorklistRow:
 
 
 def modality_query(*, room: Room, day: date, target: Target, timeout: float | None = None) -> QueryResult:
-    """Run the room's C-FIND against `target` with the room's AE title as calling AE.
+    """Run the room's C-FIND against `target` with the room's AE title as calling AE (and the room's
+    called AE title where the target uses it).
 
     Never raises for network trouble: the result's `error` says what went wrong (refused, no answer,
-    failure status), in words for the person at the page.
+    failure status), in words for the person at the page. When the server answered, `missing` lists
+    the room's active orders of the day it left out.
     """
     timeout = timeout if timeout is not None else settings.MWL_QUERY_TIMEOUT
+    target = target_for_room(target=target, room=room)
     result = QueryResult(target=target, calling_ae=room.ae_title)
     ae = AE(ae_title=room.ae_title)
     ae.add_requested_context(ModalityWorklistInformationFind)
@@ -150,4 +179,6 @@ def modality_query(*, room: Room, day: date, target: Target, timeout: float | No
         result.error = f"{where} answered with failure status 0x{final.Status:04X}" + (
             f": {comment}" if comment else "."
         )
+    if not result.error:
+        result.missing = room_orders_missing(room=room, day=day, answers=result.rows)
     return result

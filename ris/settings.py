@@ -293,5 +293,7 @@ MWL_QUERY_TARGETS = {
         "host": env("MWL_QUERY_WLMSCPFS_HOST", default="127.0.0.1"),
         "port": env.int("MWL_QUERY_WLMSCPFS_PORT", default=11113),
         "called_ae": env("MWL_QUERY_WLMSCPFS_AE", default=WORKLIST_CALLED_AE),
+        # A room with its own "worklist server called AE title" is asked by that title instead.
+        "room_called_ae": True,
     },
 }

@@ -6,6 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from mwl_server.query import query_targets
+from scheduling import services
+from scheduling.models import CharacterSet
 from tests.factories import PatientFactory, ThaiPatientFactory
 from tests.mwl_server.dicom import SERVER_AE, free_port, running_server
 
@@ -96,3 +99,80 @@ def test_a_server_that_accepts_but_never_speaks_times_out(clerk, room, settings,
         settings.MWL_QUERY_TIMEOUT = 1
         page = ask(clerk, room, tomorrow_at(9).date()).content.decode()
     assert 'id="query-error"' in page
+
+
+def test_all_of_the_rooms_exams_answered_reports_none_missing(port, clerk, room, book, tomorrow_at):
+    book()
+    page = ask(clerk, room, tomorrow_at(9).date()).content.decode()
+    assert 'id="query-results"' in page
+    assert 'id="query-missing"' not in page
+
+
+def test_the_rooms_exams_the_server_left_out_are_named(port, clerk, room, book, tomorrow_at, user):
+    # A Latin-1 station cannot take a Thai name without its romanised form: the export leaves the
+    # order out, and so does the built-in server. The front desk must see which exam that is.
+    room.worklist_charset = CharacterSet.LATIN1
+    room.save(update_fields=["worklist_charset"])
+    answered = book(patient=PatientFactory(family_name="Srisuk"))
+    left_out = book(
+        patient=ThaiPatientFactory(romanized_family_name="", romanized_given_name=""), start=tomorrow_at(11)
+    )
+    cancelled = book(
+        patient=ThaiPatientFactory(romanized_family_name="", romanized_given_name=""), start=tomorrow_at(13)
+    )
+    services.order_cancel(order=cancelled, reason="Patient declined", user=user)
+
+    response = ask(clerk, room, tomorrow_at(9).date())
+
+    page = response.content.decode()
+    assert [row.accession for row in response.context["result"].rows] == [answered.accession_number]
+    assert response.context["result"].missing == [left_out]
+    missing = page[page.index('id="query-missing"') : page.index("</div>", page.index('id="query-missing"'))]
+    assert "1 active exam of this room on that day is not in the answers" in " ".join(missing.split())
+    assert (
+        f'href="{reverse("scheduling:order_detail", args=[left_out.pk])}">{left_out.accession_number}</a> 11:00'
+        in missing
+    )
+    assert answered.accession_number not in missing
+    assert cancelled.accession_number not in missing
+
+
+def test_it_calls_wlmscpfs_by_the_rooms_own_called_ae_title(clerk, room, book, settings, tomorrow_at):
+    # The export puts this room's files into the ROOMWL folder, which wlmscpfs serves as called AE
+    # ROOMWL: the page must ask that, not the site's WORKLIST. The built-in server stands in for it.
+    room.called_ae_title = "ROOMWL"
+    room.save(update_fields=["called_ae_title"])
+    order = book()
+    with running_server(ae_title="ROOMWL") as port:
+        settings.MWL_QUERY_TARGETS = {
+            "wlmscpfs": {
+                "label": "wlmscpfs",
+                "host": "127.0.0.1",
+                "port": port,
+                "called_ae": "WORKLIST",
+                "room_called_ae": True,
+            }
+        }
+        page = ask(clerk, room, tomorrow_at(9).date(), target="wlmscpfs").content.decode()
+    assert 'id="query-error"' not in page
+    assert "called AE ROOMWL, calling AE CT01" in page
+    assert order.accession_number in page
+
+
+def test_a_server_that_does_not_tell_rooms_apart_keeps_its_called_ae_title(
+    port, clerk, room, book, tomorrow_at
+):
+    room.called_ae_title = "ROOMWL"
+    room.save(update_fields=["called_ae_title"])
+    order = book()
+    page = ask(clerk, room, tomorrow_at(9).date()).content.decode()
+    assert f"called AE {SERVER_AE}, calling AE CT01" in page
+    assert order.accession_number in page
+
+
+def test_only_the_wlmscpfs_target_uses_the_rooms_called_ae_title_by_default():
+    assert {key: target.room_called_ae for key, target in query_targets().items()} == {
+        "builtin": False,
+        "orthanc": False,
+        "wlmscpfs": True,
+    }
