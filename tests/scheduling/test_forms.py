@@ -4,12 +4,13 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 import time_machine
+from django.contrib.admin import site
 from django.forms import modelform_factory
 from django.urls import reverse
 from django.utils import timezone
 
 from scheduling.forms import BookingForm, OrderFilterForm, PatientForm
-from scheduling.models import Order, Patient, Room
+from scheduling.models import Order, Patient, Procedure, Room
 from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,16 +53,157 @@ def tomorrow() -> date:
     return timezone.localdate() + timedelta(days=1)
 
 
+AE_TITLE_RULE = "An AE title is 1 to 16 characters of A-Z, 0-9, space and - : @ _ (upper case)."
+
+
+def admin_form(model, admin_user, rf, data, instance=None):
+    """The admin's own form for `model` (procedures and rooms are edited only there), bound to `data`."""
+    request = rf.get("/")
+    request.user = admin_user
+    form_class = site._registry[model].get_form(request, instance)
+    return form_class(data, instance=instance)
+
+
+def room_data(**overrides):
+    data = {"name": "CT 9", "modality": "CT", "ae_title": "CT09", "worklist_charset": "ISO_IR 192"}
+    return {**data, **overrides}
+
+
+def procedure_data(**overrides):
+    data = {
+        "code_value": "CTHEAD",
+        "coding_scheme": "RIS",
+        "code_meaning": "CT Head without contrast",
+        "modality": "CT",
+        "default_duration": "30",
+        "body_part": "HEAD",
+        "active": "on",
+    }
+    return {**data, **overrides}
+
+
 def test_it_rejects_a_bad_ae_title():
     RoomForm = modelform_factory(Room, fields=["name", "modality", "ae_title", "worklist_charset"])
-    form = RoomForm(
-        {"name": "CT 9", "modality": "CT", "ae_title": "ct-room", "worklist_charset": "ISO_IR 192"}
-    )
+    form = RoomForm(room_data(ae_title="ct-room"))
 
     assert not form.is_valid()
-    assert form.errors["ae_title"] == [
-        "An AE title is 1 to 16 characters of A-Z, 0-9, space and - : @ _ (upper case)."
+    assert form.errors["ae_title"] == [AE_TITLE_RULE]
+
+
+@pytest.mark.parametrize("ae_title", ["CT#1", "CT/ROOM", "CT.1", "ห้องซีที", "CT\\1"])
+def test_it_rejects_illegal_characters_in_an_ae_title(admin_user, rf, ae_title):
+    form = admin_form(Room, admin_user, rf, room_data(ae_title=ae_title))
+
+    assert not form.is_valid()
+    assert AE_TITLE_RULE in form.errors["ae_title"]
+
+
+def test_it_rejects_an_ae_title_over_16_characters(admin_user, rf):
+    form = admin_form(Room, admin_user, rf, room_data(ae_title="CTROOMBUILDINGA01"))  # 17
+
+    assert not form.is_valid()
+    # The length is all it says: the pattern check is not reached once the field has failed.
+    assert form.errors["ae_title"] == ["Ensure this value has at most 16 characters (it has 17)."]
+
+
+def test_it_rejects_illegal_characters_in_the_called_ae_title(admin_user, rf):
+    form = admin_form(Room, admin_user, rf, room_data(called_ae_title="wl server"))
+
+    assert not form.is_valid()
+    assert form.errors["called_ae_title"] == [AE_TITLE_RULE]
+
+
+@pytest.mark.parametrize("ae_title", ["CT01", "CT 1", "CT-1:A@B_C", "ABCDEFGHIJKLMNOP"])
+def test_it_accepts_a_legal_ae_title(admin_user, rf, ae_title):
+    form = admin_form(Room, admin_user, rf, room_data(ae_title=ae_title))
+
+    assert "ae_title" not in form.errors
+
+
+@pytest.mark.parametrize("body_part", ["head", "HEAD-NECK", "HEAD/NECK", "ศีรษะ"])
+def test_it_rejects_a_body_part_that_is_not_a_dicom_code_string(admin_user, rf, body_part):
+    form = admin_form(Procedure, admin_user, rf, procedure_data(body_part=body_part))
+
+    assert not form.is_valid()
+    assert form.errors["body_part"] == [
+        "Use at most 16 upper-case letters A-Z, digits, spaces or underscores."
     ]
+
+
+def test_it_accepts_a_body_part_code_string_or_none(admin_user, rf):
+    for body_part in ("CHEST", "L_SPINE", "HEAD AND NECK", ""):
+        form = admin_form(Procedure, admin_user, rf, procedure_data(body_part=body_part))
+        assert form.is_valid(), (body_part, form.errors)
+
+
+@pytest.mark.parametrize("minutes", ["0", "721", "1440"])
+def test_it_rejects_a_default_duration_outside_1_to_720_minutes(admin_user, rf, minutes):
+    form = admin_form(Procedure, admin_user, rf, procedure_data(default_duration=minutes))
+
+    assert not form.is_valid()
+    assert form.errors["default_duration"] == ["Duration must be between 1 and 720 minutes."]
+
+
+@pytest.mark.parametrize("minutes", ["1", "720"])
+def test_it_accepts_a_default_duration_at_the_limits(admin_user, rf, minutes):
+    assert admin_form(Procedure, admin_user, rf, procedure_data(default_duration=minutes)).is_valid()
+
+
+@pytest.mark.parametrize("minutes", ["0", "721"])
+def test_it_rejects_an_order_duration_outside_1_to_720_minutes(admin_user, rf, minutes):
+    order = OrderFactory()
+    data = {
+        "patient": order.patient.pk,
+        "procedure": order.procedure.pk,
+        "room": order.room.pk,
+        "scheduled_start_0": f"{order.scheduled_start:%Y-%m-%d}",
+        "scheduled_start_1": "09:00",
+        "duration_minutes": minutes,
+        "priority": "ROUTINE",
+        "status": "SCHEDULED",
+    }
+
+    form = admin_form(Order, admin_user, rf, data, instance=order)
+
+    assert not form.is_valid()
+    assert form.errors["duration_minutes"] == ["Duration must be between 1 and 720 minutes."]
+    order.refresh_from_db()
+    assert order.duration_minutes == 30  # nothing half-saved
+
+
+@pytest.mark.parametrize("weight", ["0", "0.0", "500.1", "999"])
+def test_it_rejects_a_weight_out_of_range(weight):
+    form = PatientForm(patient_data(weight_kg=weight))
+
+    assert not form.is_valid()
+    assert form.errors["weight_kg"] == ["Weight must be between 0.1 and 500 kg."]
+
+
+@pytest.mark.parametrize("weight", ["0.1", "72.5", "500"])
+def test_it_accepts_a_weight_in_range(weight):
+    assert PatientForm(patient_data(weight_kg=weight)).is_valid()
+
+
+@pytest.mark.parametrize(
+    "field", ["family_name", "given_name", "middle_name", "romanized_family_name", "romanized_given_name"]
+)
+def test_it_rejects_a_backslash_in_a_name(field):
+    form = PatientForm(patient_data(**{field: "Jai\\dee"}))
+
+    assert not form.is_valid()
+    assert form.errors[field] == ["The backslash character (\\) is not allowed here."]
+
+
+def test_it_rejects_a_birth_date_before_1880():
+    form = PatientForm(patient_data(birth_date="1879-12-31"))
+
+    assert not form.is_valid()
+    assert form.errors["birth_date"] == ["Check the birth date: it is before 1880."]
+
+
+def test_it_accepts_a_birth_date_in_1880_and_today():
+    assert PatientForm(patient_data(birth_date="1880-01-01")).is_valid()
+    assert PatientForm(patient_data(birth_date=timezone.localdate().isoformat())).is_valid()
 
 
 @pytest.mark.parametrize("name", ["Jai^dee", "Jaidee=ใจดี"])
