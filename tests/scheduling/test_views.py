@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scheduling.models import Order, OrderStatus, Patient
-from tests.factories import OrderFactory, PatientFactory, RoomFactory
+from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -483,3 +483,118 @@ def test_the_order_list_paginates_by_25(clerk, room, user):
     response = clerk.get(reverse("scheduling:order_list"))
 
     assert len(response.context["page"]) == 25
+
+
+@pytest.fixture
+def week_of_orders(room, user, tomorrow_at):
+    """One CT order on each of the next five days at 09:00, and an MR order in an MR room tomorrow."""
+    ct = [
+        OrderFactory(room=room, scheduled_start=tomorrow_at(9) + timedelta(days=i), booked_by=user)
+        for i in range(5)
+    ]
+    mr_room = RoomFactory(name="MR 1", modality="MR", ae_title="MR01")
+    mr = OrderFactory(
+        room=mr_room,
+        procedure=ProcedureFactory(modality="MR", code_meaning="MR Brain"),
+        scheduled_start=tomorrow_at(10),
+        booked_by=user,
+    )
+    return ct, mr
+
+
+def listed(clerk, **filters):
+    response = clerk.get(reverse("scheduling:order_list"), filters)
+    assert response.status_code == 200
+    return list(response.context["page"])
+
+
+def test_the_order_list_filters_by_date_range_including_both_days(clerk, week_of_orders):
+    ct, mr = week_of_orders
+    first, last = tomorrow() + timedelta(days=1), tomorrow() + timedelta(days=3)
+
+    assert listed(clerk, date_from=first.isoformat(), date_to=last.isoformat()) == ct[1:4]
+    assert listed(clerk, date_from=(tomorrow() + timedelta(days=4)).isoformat()) == ct[4:]
+    assert listed(clerk, date_to=tomorrow().isoformat()) == [ct[0], mr]
+    assert listed(clerk, date_from=tomorrow().isoformat(), date_to=tomorrow().isoformat()) == [ct[0], mr]
+
+
+def test_the_order_list_ignores_a_reversed_end_date_and_says_so(clerk, week_of_orders):
+    ct, _mr = week_of_orders
+    response = clerk.get(
+        reverse("scheduling:order_list"),
+        {"date_from": (tomorrow() + timedelta(days=3)).isoformat(), "date_to": tomorrow().isoformat()},
+    )
+
+    assert "To: The end date is before the start date." in shown_messages(response)
+    assert list(response.context["page"]) == ct[3:]  # the start date still applies
+
+
+def test_the_order_list_filters_by_modality(clerk, week_of_orders):
+    ct, mr = week_of_orders
+
+    assert listed(clerk, modality="MR") == [mr]
+    assert listed(clerk, modality="CT") == ct
+    assert listed(clerk, modality="US") == []
+
+
+def test_the_order_list_filters_by_room(clerk, week_of_orders, room):
+    ct, mr = week_of_orders
+
+    assert listed(clerk, room=room.pk) == ct
+    assert listed(clerk, room=mr.room.pk) == [mr]
+
+
+def test_the_order_list_combines_filters(clerk, week_of_orders, room):
+    ct, mr = week_of_orders
+
+    assert listed(
+        clerk, room=room.pk, modality="CT", date_from=tomorrow().isoformat(), date_to=tomorrow().isoformat()
+    ) == [ct[0]]
+    assert listed(clerk, room=room.pk, modality="MR") == []
+
+
+def test_the_order_list_rejects_an_unknown_room_and_lists_all(clerk, week_of_orders):
+    ct, mr = week_of_orders
+    response = clerk.get(reverse("scheduling:order_list"), {"room": "999999"})
+
+    assert any(message.startswith("Room: Select a valid choice.") for message in shown_messages(response))
+    assert list(response.context["page"]) == [ct[0], mr, *ct[1:]]
+
+
+@pytest.fixture
+def thirty_orders(room, user, tomorrow_at):
+    return [
+        OrderFactory(room=room, scheduled_start=tomorrow_at(8) + timedelta(minutes=15 * i), booked_by=user)
+        for i in range(30)
+    ]
+
+
+def test_the_order_list_shows_the_second_page(clerk, thirty_orders):
+    response = clerk.get(reverse("scheduling:order_list"), {"page": "2"})
+
+    assert list(response.context["page"]) == thirty_orders[25:]
+    html = response.content.decode()
+    assert "Page 2 of 2" in html
+    assert 'href="?page=1"' in html  # Previous
+    assert "Next" not in html
+
+
+def test_the_order_list_falls_back_to_a_real_page(clerk, thirty_orders):
+    assert listed(clerk, page="99") == thirty_orders[25:]  # past the end: the last page
+    assert listed(clerk, page="two") == thirty_orders[:25]  # not a number: the first
+
+
+def test_the_order_list_keeps_the_filters_when_paging(clerk, thirty_orders, room):
+    OrderFactory(room=RoomFactory(name="CT 2", ae_title="CT02"), booked_by=thirty_orders[0].booked_by)
+
+    response = clerk.get(reverse("scheduling:order_list"), {"room": room.pk, "sort": "-start"})
+
+    assert list(response.context["page"]) == thirty_orders[::-1][:25]
+    assert f'href="?room={room.pk}&amp;sort=-start&amp;page=2"' in response.content.decode()
+    assert listed(clerk, room=room.pk, sort="-start", page="2") == thirty_orders[::-1][25:]
+
+
+def test_the_order_list_has_no_pager_for_one_page(clerk, week_of_orders):
+    html = clerk.get(reverse("scheduling:order_list")).content.decode()
+
+    assert "Page 1 of" not in html
