@@ -2,7 +2,8 @@
 
 serve_dicom runs in a thread of the test process, so it reads the test database; wlmscpfs reads the
 folder the export wrote. Both must give the same answers to what modalities ask (findscu -W and
-pynetdicom), and MPPS sent to serve_dicom must take the item off both.
+pynetdicom), and MPPS sent to serve_dicom must take the item off every server kind (built-in, wlmscpfs
+and Orthanc, which serves the same export's files).
 """
 
 from __future__ import annotations
@@ -186,15 +187,17 @@ def test_findscu_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, tomo
         assert ours, f"{name}: nothing matched; the comparison proves nothing"
 
 
-def test_mpps_takes_the_exam_off_both_worklists(builtin, wlmscpfs, book, tomorrow):
+def test_mpps_takes_the_exam_off_every_kind_of_worklist_server(builtin, server, book, tomorrow):
+    """MPPS to serve_dicom; the export's files are served by `server` (wlmscpfs, then Orthanc)."""
     order = book()
     by_accession = query({"ScheduledProcedureStepStatus": ""}, AccessionNumber=order.accession_number)
     uid = new_uid()
+    assert [a.AccessionNumber for a in server.find(by_accession)] == [order.accession_number]
 
     assert n_create(builtin, uid, mpps_dataset(order), calling="CT01") == 0x0000
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
-    for answers in (find(builtin, by_accession)[0], wlmscpfs.find(by_accession)):
+    for answers in (find(builtin, by_accession)[0], server.find(by_accession)):
         [answer] = answers
         assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "STARTED"
 
@@ -202,11 +205,11 @@ def test_mpps_takes_the_exam_off_both_worklists(builtin, wlmscpfs, book, tomorro
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
     assert find(builtin, by_accession)[0] == []
-    assert wlmscpfs.find(by_accession) == []
-    assert not list(wlmscpfs.folder.rglob(f"{order.accession_number}.wl"))
+    assert server.find(by_accession) == []
+    assert not list(server.folder.rglob(f"{order.accession_number}.wl"))
 
 
-def test_a_discontinued_exam_comes_back_on_both_worklists(builtin, wlmscpfs, book):
+def test_a_discontinued_exam_comes_back_on_every_kind_of_worklist_server(builtin, server, book):
     order = book()
     uid = new_uid()
     assert n_create(builtin, uid, mpps_dataset(order)) == 0x0000
@@ -214,7 +217,7 @@ def test_a_discontinued_exam_comes_back_on_both_worklists(builtin, wlmscpfs, boo
     order.refresh_from_db()
     assert (order.status, order.discontinue_reason) == (OrderStatus.ARRIVED, "Patient refused")
     by_accession = query(AccessionNumber=order.accession_number)
-    assert len(find(builtin, by_accession)[0]) == len(wlmscpfs.find(by_accession)) == 1
+    assert len(find(builtin, by_accession)[0]) == len(server.find(by_accession)) == 1
 
 
 @pytest.mark.parametrize(

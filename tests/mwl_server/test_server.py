@@ -1,9 +1,12 @@
 """serve_dicom's listener over the network (a thread of this process, so it sees the test database)."""
 
+import re
 import socket
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
 from pydicom.dataset import Dataset
 
 from scheduling.models import CharacterSet, OrderStatus
@@ -105,6 +108,28 @@ def test_mpps_moves_the_order_through_in_progress_to_completed(port, book, workl
     assert order.status == OrderStatus.COMPLETED
     assert find(port, query(AccessionNumber=order.accession_number))[0] == []
     assert not (worklist_dir / f"{order.accession_number}.wl").exists()
+
+
+def board_block(client, accession: str, day) -> str:
+    """The opening tag of the exam's block on the day board's refresh partial (what board.js polls)."""
+    response = client.get(reverse("scheduling:schedule"), {"date": day.isoformat(), "partial": "1"})
+    assert response.status_code == 200
+    [block] = re.findall(rf'<article [^>]*data-accession="{accession}"[^>]*>', response.content.decode())
+    return block
+
+
+def test_an_exam_the_scanner_started_shows_in_progress_on_the_day_board(port, book, client, user):
+    order = book()
+    client.force_login(user)
+    day = timezone.localtime(order.scheduled_start).date()
+    assert "· Scheduled" in board_block(client, order.accession_number, day)
+
+    # The scanner calls with its own station AE title, as in the room.
+    assert n_create(port, new_uid(), mpps_dataset(order), calling=order.room.ae_title) == 0x0000
+
+    block = board_block(client, order.accession_number, day)
+    assert 'title="' in block and '· In progress"' in block
+    assert "border-warning bg-warning-subtle" in block
 
 
 def test_mpps_failures_reach_the_modality(port, book):
