@@ -11,27 +11,31 @@ read, compared with the order's dataset and rewritten if it differs.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from django.conf import settings
+
 from scheduling.models import Order
 
-from .dataset import ExportError, order_source, source_dataset, source_fingerprint
+from .dataset import ExportError, order_source, source_fingerprint
+from .encoding import part10_bytes, source_bytes
 from .models import WorklistEntry
 from .services import entries_record_written, entry_record_absent, worklist_orders
 from .writer import (
-    dataset_bytes,
+    LAYOUT_WLMSCPFS,
+    LOCKFILE,
     export_lock,
     file_content_sha256,
     file_stamp,
+    folder_lock,
     order_file_path,
-    part10_bytes,
+    safe_ae_folder,
     worklist_file_remove,
     worklist_files_on_disk,
     worklist_files_write,
+    worklist_layout,
     worklist_root,
     worklist_tmp_leftovers,
 )
@@ -46,14 +50,21 @@ CHANGED = "changed"  # a file whose content differs from the order: rewritten
 STALE = "stale"  # a file of an order that is no longer active or left the window: removed
 ORPHAN = "orphan"  # a .wl file that belongs to no order: removed
 FAILED = "failed"  # an active order that cannot be exported: the clerk must fix its data
-KINDS = (MISSING, CHANGED, STALE, ORPHAN, FAILED)
+LOCKFILE_MISSING = "lockfile"  # a wlmscpfs AE folder without its lockfile: created
+KINDS = (MISSING, CHANGED, STALE, ORPHAN, FAILED, LOCKFILE_MISSING)
 
 
 @dataclass
 class ReconcileLine:
     kind: str
     path: str
-    detail: str
+    about: str | Order  # what the line is about: an order is described only when the line is shown
+
+    @property
+    def detail(self) -> str:
+        # Describing every order of a 10,000-item export took a tenth of its time, for lines that
+        # are only printed at verbosity 2.
+        return _describe(self.about) if isinstance(self.about, Order) else self.about
 
 
 @dataclass
@@ -62,8 +73,8 @@ class ReconcileReport:
     unchanged: int = 0
     lines: list[ReconcileLine] = field(default_factory=list)
 
-    def add(self, kind: str, path: str, detail: str) -> None:
-        self.lines.append(ReconcileLine(kind, path, detail))
+    def add(self, kind: str, path: str, about: str | Order) -> None:
+        self.lines.append(ReconcileLine(kind, path, about))
 
     def counts(self) -> dict[str, int]:
         counts = {kind: 0 for kind in KINDS}
@@ -90,57 +101,41 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
             for leftover in worklist_tmp_leftovers():
                 leftover.unlink(missing_ok=True)
         disk = worklist_files_on_disk()
+        locked = _folders_with_lockfile()
         entries = {entry.order_id: entry for entry in WorklistEntry.objects.all()}
         wanted: set[str] = set()
         seen: set[int] = set()  # orders dealt with above: their entries are current
         batch = _Batch()
-        encoder = _Encoder()
-        # Orders whose file may differ: their datasets are built a batch at a time (in parallel).
-        candidates: list[tuple[Order, str, dict, str, os.stat_result | None]] = []
-        inflight: list[tuple[list, Callable[[], list[tuple[str, bytes]]]]] = []
+        for order in worklist_orders().iterator(chunk_size=2000):
+            entry = entries.get(order.pk)
+            seen.add(order.pk)
+            try:
+                source = order_source(order)
+                path = order_file_path(order)
+            except (ExportError, ValueError) as exc:
+                report.add(FAILED, order.accession_number, f"{_describe(order)}: {exc}")
+                if not check and (entry is None or entry.path or entry.last_error != str(exc)):
+                    entry_record_absent(order_id=order.pk, error=str(exc))
+                continue
+            wanted.add(path)
+            fingerprint = source_fingerprint(source)
+            stat = disk.get(path)
+            if (
+                entry is not None
+                and stat is not None
+                and entry.path == path
+                and entry.source_sha256 == fingerprint
+                and entry.file_stamp == file_stamp(stat)
+                and not entry.last_error
+                # A change whose task was lost (broker down) leaves the entry pending: record it
+                # as synced, so the order pages stop saying "export pending".
+                and entry.synced_at is not None
+                and entry.synced_at >= order.updated_at
+            ):
+                report.unchanged += 1
+                continue
 
-        try:
-            for order in worklist_orders().iterator(chunk_size=2000):
-                entry = entries.get(order.pk)
-                seen.add(order.pk)
-                try:
-                    source = order_source(order)
-                    path = order_file_path(order)
-                except (ExportError, ValueError) as exc:
-                    report.add(FAILED, order.accession_number, f"{_describe(order)}: {exc}")
-                    if not check and (entry is None or entry.path or entry.last_error != str(exc)):
-                        entry_record_absent(order_id=order.pk, error=str(exc))
-                    continue
-                wanted.add(path)
-                fingerprint = source_fingerprint(source)
-                stat = disk.get(path)
-                if (
-                    entry is not None
-                    and stat is not None
-                    and entry.path == path
-                    and entry.source_sha256 == fingerprint
-                    and entry.file_stamp == file_stamp(stat)
-                    and not entry.last_error
-                    # A change whose task was lost (broker down) leaves the entry pending: record it
-                    # as synced, so the order pages stop saying "export pending".
-                    and entry.synced_at is not None
-                    and entry.synced_at >= order.updated_at
-                ):
-                    report.unchanged += 1
-                    continue
-
-                candidates.append((order, path, source, fingerprint, stat))
-                if len(candidates) >= BATCH_SIZE:
-                    # Encode this batch in the pool while the previous one is compared and written.
-                    inflight.append(encoder.submit(candidates))
-                    candidates = []
-                    if len(inflight) > 1:
-                        _compare_and_write(*inflight.pop(0), batch, report, check)
-            inflight.append(encoder.submit(candidates))
-            for done in inflight:
-                _compare_and_write(*done, batch, report, check)
-        finally:
-            encoder.close()
+            _compare_and_write(order, path, source, fingerprint, stat, batch, report, check)
         batch.flush()
 
         leftovers = sorted(set(disk) - wanted)
@@ -150,7 +145,7 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
             entry = by_path.get(path)
             order = by_name.get(PurePosixPath(path).stem)
             if entry is not None or order is not None:
-                report.add(STALE, path, _describe(order) if order else f"order {entry.order_id}")
+                report.add(STALE, path, order or f"order {entry.order_id}")
             else:
                 report.add(ORPHAN, path, "no order")
             if not check:
@@ -167,59 +162,61 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
             ]
             for order_id in gone:
                 entry_record_absent(order_id=order_id)
+
+        _lockfiles_repair(wanted=wanted, locked=locked, report=report, check=check)
     return report
 
 
-def _compare_and_write(candidates, encoded, batch: _Batch, report: ReconcileReport, check: bool) -> None:
+def _folders_with_lockfile() -> set[str]:
     root = worklist_root()
-    for (order, path, _source, fingerprint, stat), (sha, data) in zip(candidates, encoded(), strict=True):
-        if stat is not None and file_content_sha256(root / path) == sha:
-            report.unchanged += 1
-            if not check:
-                batch.record(order.pk, path, sha, fingerprint, stat.st_size, file_stamp(stat))
-            continue
-        report.add(MISSING if stat is None else CHANGED, path, _describe(order))
-        if not check:
-            batch.write(order.pk, path, data, sha, fingerprint)
+    if worklist_layout() != LAYOUT_WLMSCPFS or not root.is_dir():
+        return set()
+    return {entry.name for entry in os.scandir(root) if os.path.isfile(os.path.join(entry.path, LOCKFILE))}
 
 
-def _encode(source: dict) -> tuple[str, bytes]:
-    """The content hash and the Part 10 file of a source from order_source()."""
-    body = dataset_bytes(source_dataset(source))
-    return hashlib.sha256(body).hexdigest(), part10_bytes(body)
+def _lockfiles_repair(*, wanted: set[str], locked: set[str], report: ReconcileReport, check: bool) -> None:
+    """Give every AE folder reconciliation manages the `lockfile` wlmscpfs needs.
 
-
-class _Encoder:
-    """Builds and encodes datasets: in this process for a few, in a pool of forked processes for many.
-
-    Building and encoding a dataset with pydicom is most of the CPU time of a full export; the pool
-    spreads it over the CPUs while this process reads the database and writes the files. The workers
-    only turn dicts into bytes: they never touch the database or the folder.
+    Without it wlmscpfs fails every C-FIND to that called AE (A700) while the .wl files look fine.
+    Managed: the folders of the files written above and the default called AE's, so that an empty
+    worklist answers "no items" instead of failing. `locked` is what had a lockfile before this run
+    (writing a file creates it, so the report says the same with and without --check).
     """
+    if worklist_layout() != LAYOUT_WLMSCPFS:
+        return
+    folders = {PurePosixPath(path).parent.name for path in wanted}
+    try:
+        folders.add(safe_ae_folder(settings.WORKLIST_CALLED_AE))
+    except ValueError:  # an unusable setting: the orders' own paths already fail with it
+        pass
+    for name in sorted(folders - locked):
+        report.add(LOCKFILE_MISSING, f"{name}/{LOCKFILE}", "wlmscpfs fails every query to this AE without it")
+        if not check:
+            with folder_lock(worklist_root() / name):  # creates the folder and its lockfile
+                pass
 
-    PARALLEL_FROM = 200
 
-    def __init__(self) -> None:
-        self.pool = None
-
-    def submit(self, candidates: list) -> tuple[list, Callable[[], list[tuple[str, bytes]]]]:
-        """(candidates, a function returning their encoded files), encoding started."""
-        sources = [source for _order, _path, source, _fp, _stat in candidates]
-        if len(sources) >= self.PARALLEL_FROM and (os.cpu_count() or 1) > 1 and self.pool is None:
-            try:
-                self.pool = multiprocessing.get_context("fork").Pool(min(os.cpu_count() or 2, 4))
-            except (ValueError, OSError):  # no fork on this platform, or no processes left
-                self.pool = None
-        if self.pool is None or len(sources) < self.PARALLEL_FROM:
-            return candidates, lambda: [_encode(source) for source in sources]
-        return candidates, self.pool.map_async(_encode, sources, chunksize=25).get
-
-    def close(self) -> None:
-        if self.pool is not None:
-            # Called when every result was collected, or on an error: nothing worth finishing is left.
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
+def _compare_and_write(
+    order: Order,
+    path: str,
+    source: dict,
+    fingerprint: str,
+    stat: os.stat_result | None,
+    batch: _Batch,
+    report: ReconcileReport,
+    check: bool,
+) -> None:
+    """Encode the order's item; write it unless the file on disk already holds exactly that."""
+    body = source_bytes(source)
+    sha = hashlib.sha256(body).hexdigest()
+    if stat is not None and file_content_sha256(worklist_root() / path) == sha:
+        report.unchanged += 1
+        if not check:
+            batch.record(order.pk, path, sha, fingerprint, stat.st_size, file_stamp(stat))
+        return
+    report.add(MISSING if stat is None else CHANGED, path, order)
+    if not check:
+        batch.write(order.pk, path, part10_bytes(body), sha, fingerprint)
 
 
 class _Batch:

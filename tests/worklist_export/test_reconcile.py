@@ -164,13 +164,12 @@ def test_export_failures_are_listed_per_order(worklist_dir, db):
     assert code == 1
 
 
-def test_a_large_export_is_written_in_batches_by_a_pool_of_encoders(worklist_dir, db, monkeypatch):
+def test_a_large_export_is_written_in_batches_the_task_agrees_with(worklist_dir, db, monkeypatch):
     from worklist_export import reconcile
     from worklist_export.dataset import order_dataset
     from worklist_export.writer import content_sha256, file_content_sha256
 
     monkeypatch.setattr(reconcile, "BATCH_SIZE", 2)
-    monkeypatch.setattr(reconcile._Encoder, "PARALLEL_FROM", 2)
     orders = [OrderFactory(accession_number=f"ACC{i}", patient=ThaiPatientFactory()) for i in range(5)]
 
     assert worklists_reconcile().counts()["missing"] == 5
@@ -274,3 +273,104 @@ def test_an_unchanged_folder_is_checked_without_reading_a_file(worklist_dir, ord
     monkeypatch.setattr(writer, "file_content_sha256", no_reading)
     assert worklists_reconcile(check=True).counts()["unchanged"] == 3
     assert worklists_reconcile().counts()["unchanged"] == 3
+
+
+def test_a_missing_lockfile_is_reported_and_recreated(wlmscpfs_dir, orders):
+    worklists_reconcile()
+    lockfile = wlmscpfs_dir / "WORKLIST" / "lockfile"
+    lockfile.unlink()
+
+    code, out, _ = run("--check")
+    assert code == 1
+    assert "missing WORKLIST/lockfile" in out
+    assert not lockfile.exists()
+
+    code, out, _ = run()
+    assert code == 0 and "created WORKLIST/lockfile" in out
+    assert lockfile.is_file()
+    assert wl_files(wlmscpfs_dir) == ["WORKLIST/ACC0.wl", "WORKLIST/ACC1.wl", "WORKLIST/ACC2.wl"]
+    assert run("--check")[0] == 0
+
+
+def test_each_called_ae_folder_gets_its_lockfile(wlmscpfs_dir, db):
+    OrderFactory(accession_number="ACC0", room=RoomFactory(called_ae_title="CT_ROOM"))
+    worklists_reconcile()
+    (wlmscpfs_dir / "CT_ROOM" / "lockfile").unlink()
+    (wlmscpfs_dir / "WORKLIST" / "lockfile").unlink()
+
+    report = worklists_reconcile()
+
+    assert [(line.kind, line.path) for line in report.lines] == [
+        ("lockfile", "CT_ROOM/lockfile"),
+        ("lockfile", "WORKLIST/lockfile"),
+    ]
+    assert (wlmscpfs_dir / "CT_ROOM" / "lockfile").is_file()
+    # The default called AE answers an empty worklist instead of failing.
+    assert (wlmscpfs_dir / "WORKLIST" / "lockfile").is_file()
+
+
+def test_the_orthanc_layout_has_no_lockfile(worklist_dir, orders):
+    worklists_reconcile()
+    assert not report_kinds(worklists_reconcile(check=True))
+    assert not list(worklist_dir.rglob("lockfile"))
+
+
+def report_kinds(report):
+    return [line.kind for line in report.lines]
+
+
+class FakeClock:
+    """Stands in for the time module of the command: each round's wait passes at once; Ctrl-C after two."""
+
+    def __init__(self, on_sleep=lambda round_number: None):
+        self.now, self.rounds, self.on_sleep = 0.0, 0, on_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += 3600  # past any round's deadline: one sleep per round
+        self.rounds += 1
+        if self.rounds >= 2:
+            raise KeyboardInterrupt
+        self.on_sleep(self.rounds)
+
+
+def test_every_reconciles_until_interrupted(worklist_dir, orders, monkeypatch):
+    from worklist_export.management.commands import export_worklists
+
+    clock = FakeClock(on_sleep=lambda n: (worklist_dir / "ACC1.wl").unlink() if n == 1 else None)
+    monkeypatch.setattr(export_worklists, "time", clock)
+    code, out, _ = run("--every", "1")
+    assert code == 0
+    assert out.count("unchanged.") == 2  # both rounds changed something, so both printed
+    assert "3 wrote" in out and "1 wrote, 0 rewrote" in out
+    assert wl_files(worklist_dir) == ["ACC0.wl", "ACC1.wl", "ACC2.wl"]
+
+
+def test_every_keeps_going_when_the_folder_cannot_be_written(worklist_dir, orders, monkeypatch):
+    from worklist_export.management.commands import export_worklists
+
+    calls = []
+    real = export_worklists.worklists_reconcile
+
+    def flaky(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(**kwargs)
+
+    monkeypatch.setattr(export_worklists, "worklists_reconcile", flaky)
+    monkeypatch.setattr(export_worklists, "time", FakeClock())
+    code, out, err = run("--every", "5")
+    assert "No space left on device" in err and "retrying in 5 s" in err
+    assert wl_files(worklist_dir) == ["ACC0.wl", "ACC1.wl", "ACC2.wl"]
+
+
+def test_every_refuses_check_and_nonsense(worklist_dir, db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--check"):
+        run("--every", "5", "--check")
+    with pytest.raises(CommandError, match="at least 1"):
+        run("--every", "0")
