@@ -102,7 +102,13 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
                 leftover.unlink(missing_ok=True)
         disk = worklist_files_on_disk()
         locked = _folders_with_lockfile()
-        entries = {entry.order_id: entry for entry in WorklistEntry.objects.all()}
+        # What the comparison below reads of each entry, and no more: there is one per order.
+        entries = {
+            entry.order_id: entry
+            for entry in WorklistEntry.objects.only(
+                "order_id", "path", "source_sha256", "file_stamp", "last_error", "synced_at"
+            )
+        }
         wanted: set[str] = set()
         seen: set[int] = set()  # orders dealt with above: their entries are current
         batch = _Batch()
