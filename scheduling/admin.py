@@ -1,7 +1,8 @@
 """Admin for the catalog, rooms, patients and orders.
 
-Orders and patients are written through the services, as from the front desk: an admin edit that
-double-books a room is refused at the field and saves nothing, and every change reaches the worklist.
+Orders, patients, rooms and procedures are written through the services, as from the front desk: an
+admin edit that double-books a room is refused at the field and saves nothing, and every change reaches
+the worklist.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class ProcedureAdmin(admin.ModelAdmin):
     list_filter = ("modality", "active", "coding_scheme")
     search_fields = ("code_value", "code_meaning", "body_part")
 
+    def save_model(self, request: HttpRequest, obj: Procedure, form: forms.ModelForm, change: bool) -> None:
+        services.procedure_save(procedure=obj)
+
 
 class OpeningHoursInline(admin.TabularInline):
     model = OpeningHours
@@ -98,6 +102,10 @@ class RoomAdmin(admin.ModelAdmin):
     list_filter = ("modality", "active", "worklist_charset")
     search_fields = ("name", "ae_title", "station_name", "location")
     inlines = [OpeningHoursInline]
+
+    def save_model(self, request: HttpRequest, obj: Room, form: forms.ModelForm, change: bool) -> None:
+        # Through the service: the room's values are in its orders' worklist items.
+        services.room_save(room=obj)
 
 
 class OrderAdminForm(forms.ModelForm):

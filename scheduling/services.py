@@ -9,12 +9,13 @@ inside one transaction: a refused booking leaves nothing behind. The worklist fi
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -213,6 +214,46 @@ def _worklist_changed(order: Order) -> None:
     # sync_order_enqueue never raises for a broker that is down: the change is committed by then, and
     # the periodic reconcile exports what was not queued.
     transaction.on_commit(lambda: sync_order_enqueue(order_id))
+
+
+def _worklist_items_changed(orders: QuerySet[Order]) -> None:
+    """_worklist_changed for each of `orders` that is on a worklist now.
+
+    After an edit of a room or procedure, whose values are in every item of their orders. Orders
+    beyond the worklist window have no file yet; they get one with the new values when they enter it.
+    """
+    from worklist_export.services import worklist_orders
+    from worklist_export.tasks import sync_order_enqueue
+
+    for order_id in worklist_orders().filter(pk__in=orders.values("pk")).values_list("pk", flat=True):
+        transaction.on_commit(partial(sync_order_enqueue, order_id))
+
+
+# --- rooms and the catalog ----------------------------------------------------------------------
+
+
+def room_save(*, room: Room) -> Room:
+    """Save a new or changed room; the worklist items of its active orders are re-exported.
+
+    An item names its room's AE title, station name and location, is written in the room's character
+    set and filed under its called AE title: without this, a change reached the scanners only at the
+    next reconcile.
+    """
+    with transaction.atomic():
+        room.full_clean()
+        room.save()
+        _worklist_items_changed(room.orders.all())
+    return room
+
+
+def procedure_save(*, procedure: Procedure) -> Procedure:
+    """Save a new or changed procedure; the worklist items of its active orders are re-exported (they
+    carry its code and meaning)."""
+    with transaction.atomic():
+        procedure.full_clean()
+        procedure.save()
+        _worklist_items_changed(procedure.orders.all())
+    return procedure
 
 
 # --- orders -----------------------------------------------------------------------------------

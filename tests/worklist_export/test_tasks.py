@@ -1,3 +1,4 @@
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -191,3 +192,120 @@ def test_a_broker_down_at_booking_keeps_the_booking_and_logs_a_warning(
     assert "broker unavailable" in caplog.text and f"order {order.pk}" in caplog.text
     assert "export pending" in client.get(order.get_absolute_url()).content.decode()
     assert wl_files(worklist_dir) == []
+
+
+def room_admin_data(room, **changes):
+    """The Room admin change form as posted, with the opening hours inline left as it is."""
+    hours = list(room.opening_hours.order_by("pk"))
+    data = {
+        "name": room.name,
+        "modality": room.modality,
+        "ae_title": room.ae_title,
+        "station_name": room.station_name,
+        "location": room.location,
+        "worklist_charset": room.worklist_charset,
+        "called_ae_title": room.called_ae_title,
+        "active": "on",
+        "opening_hours-TOTAL_FORMS": str(len(hours)),
+        "opening_hours-INITIAL_FORMS": str(len(hours)),
+        "opening_hours-MIN_NUM_FORMS": "0",
+        "opening_hours-MAX_NUM_FORMS": "1000",
+    }
+    for i, h in enumerate(hours):
+        data.update(
+            {
+                f"opening_hours-{i}-id": h.pk,
+                f"opening_hours-{i}-room": room.pk,
+                f"opening_hours-{i}-weekday": h.weekday,
+                f"opening_hours-{i}-opens": h.opens.strftime("%H:%M"),
+                f"opening_hours-{i}-closes": h.closes.strftime("%H:%M"),
+            }
+        )
+    return {**data, **changes}
+
+
+def test_a_room_edit_in_the_admin_rewrites_its_orders_items(
+    worklist_dir, book, room, admin_client, after_commit
+):
+    order = book()
+    cancelled = book(start=order.scheduled_start + timedelta(hours=1))
+    with after_commit():
+        services.order_cancel(order=cancelled, reason="Patient unwell", user=order.booked_by)
+    url = reverse("admin:scheduling_room_change", args=[room.pk])
+
+    with after_commit():
+        response = admin_client.post(
+            url, room_admin_data(room, ae_title="CT_NEW", station_name="CTSCAN2", location="Wing B")
+        )
+
+    assert response.status_code == 302
+    assert wl_files(worklist_dir) == [f"{order.accession_number}.wl"]
+    sps = dcmread(worklist_dir / f"{order.accession_number}.wl").ScheduledProcedureStepSequence[0]
+    assert (sps.ScheduledStationAETitle, sps.ScheduledStationName, sps.ScheduledProcedureStepLocation) == (
+        "CT_NEW",
+        "CTSCAN2",
+        "Wing B",
+    )
+    assert not WorklistEntry.objects.get(order=order).last_error
+
+
+def test_a_new_called_ae_moves_the_rooms_files(wlmscpfs_dir, book, room, admin_client, after_commit):
+    order = book()
+    assert wl_files(wlmscpfs_dir) == [f"WORKLIST/{order.accession_number}.wl"]
+    url = reverse("admin:scheduling_room_change", args=[room.pk])
+
+    with after_commit():
+        admin_client.post(url, room_admin_data(room, called_ae_title="CT1_MWL"))
+
+    assert wl_files(wlmscpfs_dir) == [f"CT1_MWL/{order.accession_number}.wl"]
+
+
+def test_a_room_charset_change_is_exported_or_refused_per_order(worklist_dir, book, room, after_commit):
+    order = book(patient=ThaiPatientFactory(romanized_family_name="", romanized_given_name=""))
+    room.worklist_charset = CharacterSet.LATIN1
+    with after_commit():
+        services.room_save(room=room)
+    # A Thai name cannot be written in Latin-1: the old item is removed, the clerk told why.
+    assert wl_files(worklist_dir) == []
+    assert "romanised" in WorklistEntry.objects.get(order=order).last_error
+
+
+def test_a_procedure_edit_in_the_admin_rewrites_its_orders_items(
+    worklist_dir, book, procedure, admin_client, after_commit
+):
+    order = book()
+    url = reverse("admin:scheduling_procedure_change", args=[procedure.pk])
+    data = {
+        "code_value": "CTHEAD2",
+        "coding_scheme": procedure.coding_scheme,
+        "code_meaning": "CT Head, new protocol",
+        "modality": procedure.modality,
+        "default_duration": procedure.default_duration,
+        "body_part": procedure.body_part,
+        "preparation": procedure.preparation,
+        "active": "on",
+    }
+
+    with after_commit():
+        response = admin_client.post(url, data)
+
+    assert response.status_code == 302
+    ds = dcmread(worklist_dir / f"{order.accession_number}.wl")
+    code = ds.ScheduledProcedureStepSequence[0].ScheduledProtocolCodeSequence[0]
+    assert (code.CodeValue, code.CodeMeaning) == ("CTHEAD2", "CT Head, new protocol")
+    assert ds.RequestedProcedureDescription == "CT Head, new protocol"
+
+
+def test_a_room_edit_queues_only_orders_on_the_worklist(
+    db, book, room, user, tomorrow_at, settings, after_commit
+):
+    on_worklist = book()
+    later = book(start=tomorrow_at(9) + timedelta(days=40))  # beyond the window: exported when it enters
+    with after_commit():
+        services.order_cancel(order=book(start=tomorrow_at(11)), reason="Duplicate", user=user)
+
+    with mock.patch("worklist_export.tasks.sync_order_enqueue") as enqueue, after_commit():
+        services.room_save(room=room)
+
+    assert [c.args[0] for c in enqueue.call_args_list] == [on_worklist.pk]
+    assert later.pk != on_worklist.pk
