@@ -31,7 +31,9 @@ run: migrate messages
 	@echo "  Worklist folder: $${WORKLIST_DIR:-var/worklists}"
 	@echo ""
 	@echo "  DICOM worklist/MPPS server: $${DICOM_SERVER_AE:-RISMWL} on port $${DICOM_SERVER_PORT:-11112}"
+	@echo "  Worklist folder reconciled every 60 s (no Celery beat here: export_worklists --every)"
 	$(BIN)/python manage.py serve_dicom --stop-with-parent --bind $(HOST) & \
+	$(BIN)/python manage.py export_worklists --every 60 --stop-with-parent & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The default suite, then the real-stack tier (PostgreSQL, Redis, a Celery worker and beat) in its own
