@@ -186,3 +186,101 @@ def test_wlmscpfs_serves_a_called_ae_folder_the_export_created(wlmscpfs, book, u
     assert answer.AccessionNumber == order.accession_number
     assert answer.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT02"
     assert server.find(patient_query(PatientID=order.patient.mrn)) == []
+
+
+def findscu(server, folder, *keys: str) -> list[Dataset]:
+    """findscu -W with `keys` (-k each), as a DCMTK-based modality asks; the answers it wrote."""
+    out = folder / f"rsp{len(list(folder.glob('rsp*')))}"
+    out.mkdir()
+    command = ["findscu", "-W", "-aet", "TESTSCU", "-aec", server.called_ae, "-X", "-od", str(out)]
+    for key in ("SpecificCharacterSet=ISO_IR 192", "PatientName", "PatientID", "AccessionNumber", *keys):
+        command += ["-k", key]
+    result = subprocess.run(
+        [*command, "127.0.0.1", str(server.port)], capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return [dcmread(rsp) for rsp in sorted(out.glob("rsp*.dcm"))]
+
+
+def broad_keys(first, last, *, modality="CT", station="CT01") -> list[str]:
+    """A modality's broad query: a date range, its modality and its own station AE title."""
+    return [
+        f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={first:%Y%m%d}-{last:%Y%m%d}",
+        f"ScheduledProcedureStepSequence[0].Modality={modality}",
+        f"ScheduledProcedureStepSequence[0].ScheduledStationAETitle={station}",
+        "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime",
+    ]
+
+
+def test_findscu_broad_date_range_query(server, book, at, tomorrow, tmp_path):
+    day_after = tomorrow + timedelta(days=1)
+    first = book()
+    second = book(patient=PatientFactory(), start=at(10) + timedelta(days=1))
+    book(patient=PatientFactory(), start=at(11) + timedelta(days=2))  # after the range
+    other_room = RoomFactory(name="CT 2", ae_title="CT02")
+    book(patient=PatientFactory(), room=other_room, start=at(9))  # another station
+
+    answers = findscu(server, tmp_path, *broad_keys(tomorrow, day_after))
+
+    assert accessions(answers) == sorted([first.accession_number, second.accession_number])
+    by_accession = {a.AccessionNumber: a.ScheduledProcedureStepSequence[0] for a in answers}
+    assert by_accession[second.accession_number].ScheduledProcedureStepStartDate == f"{day_after:%Y%m%d}"
+    assert by_accession[second.accession_number].ScheduledStationAETitle == "CT01"
+    assert findscu(server, tmp_path, *broad_keys(tomorrow, day_after, modality="MR")) == []
+
+
+def test_findscu_patient_id_query(server, book, at, tmp_path):
+    book()
+    other = book(
+        patient=PatientFactory(family_name="Srisuk", given_name="Malee", mrn="HN777777"), start=at(11)
+    )
+
+    [answer] = findscu(server, tmp_path, "PatientID=HN777777")
+
+    assert answer.AccessionNumber == other.accession_number
+    assert answer.PatientName == "Srisuk^Malee"
+
+
+def test_findscu_sees_a_rescheduled_order_at_its_new_time(
+    server, book, user, at, after_commit, tomorrow, tmp_path
+):
+    order = book()
+    with after_commit():
+        services.order_reschedule(order=order, start=at(15, 15) + timedelta(days=1), user=user)
+
+    [answer] = findscu(server, tmp_path, *broad_keys(tomorrow, tomorrow + timedelta(days=1)))
+
+    sps = answer.ScheduledProcedureStepSequence[0]
+    assert answer.AccessionNumber == order.accession_number
+    assert sps.ScheduledProcedureStepStartDate == f"{tomorrow + timedelta(days=1):%Y%m%d}"
+    assert sps.ScheduledProcedureStepStartTime.startswith("1515")
+
+
+def test_findscu_no_longer_sees_a_cancelled_order(server, book, user, after_commit, tomorrow, at, tmp_path):
+    order = book()
+    kept = book(patient=PatientFactory(), start=at(11))
+    assert len(findscu(server, tmp_path, *broad_keys(tomorrow, tomorrow))) == 2
+
+    with after_commit():
+        services.order_cancel(order=order, reason="Patient declined", user=user)
+
+    assert accessions(findscu(server, tmp_path, *broad_keys(tomorrow, tomorrow))) == [kept.accession_number]
+    assert findscu(server, tmp_path, f"PatientID={order.patient.mrn}") == []
+
+
+def test_a_deleted_lockfile_breaks_wlmscpfs_until_reconcile_recreates_it(wlmscpfs, book, tmp_path):
+    from django.core.management import call_command
+
+    order = book()
+    lockfile = wlmscpfs.folder / wlmscpfs.called_ae / "lockfile"
+    lockfile.unlink()
+    try:
+        with pytest.raises(AssertionError, match="C-FIND ended with status 0x"):
+            wlmscpfs.find(patient_query(PatientID=order.patient.mrn))
+        with pytest.raises(SystemExit):
+            call_command("export_worklists", "--check")
+        call_command("export_worklists")
+        [answer] = wlmscpfs.find(patient_query(PatientID=order.patient.mrn))
+        assert answer.AccessionNumber == order.accession_number
+    finally:
+        lockfile.touch()  # the session's server serves the next tests
