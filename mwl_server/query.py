@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
@@ -144,20 +145,27 @@ def modality_query(*, room: Room, day: date, target: Target, timeout: float | No
     ae = AE(ae_title=room.ae_title)
     ae.add_requested_context(ModalityWorklistInformationFind)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
-    where = f"{target.label} at {target.host}:{target.port} (called AE {target.called_ae})"
+    where = _("%(label)s at %(host)s:%(port)s (called AE %(called)s)") % {
+        "label": target.label,
+        "host": target.host,
+        "port": target.port,
+        "called": target.called_ae,
+    }
     try:
         assoc = ae.associate(target.host, target.port, ae_title=target.called_ae)
     except Exception as exc:  # noqa: BLE001 - a bad host name or the like; shown to the user
-        result.error = f"Could not reach {where}: {exc}"
+        result.error = _("Could not reach %(where)s: %(error)s") % {"where": where, "error": exc}
         return result
     if assoc.is_rejected:
-        result.error = (
-            f"{where} rejected the association from calling AE {room.ae_title}: "
+        result.error = _(
+            "%(where)s rejected the association from calling AE %(calling)s: "
             "the server does not know this AE title, or the called AE title is wrong."
-        )
+        ) % {"where": where, "calling": room.ae_title}
         return result
     if not assoc.is_established:
-        result.error = f"{where} did not answer within {timeout:g} s (connection refused or timed out)."
+        result.error = _(
+            "%(where)s did not answer within %(seconds)s s (connection refused or timed out)."
+        ) % {"where": where, "seconds": f"{timeout:g}"}
         return result
     final = None
     try:
@@ -165,7 +173,9 @@ def modality_query(*, room: Room, day: date, target: Target, timeout: float | No
             modality_query_dataset(room=room, day=day), ModalityWorklistInformationFind
         ):
             if not status:
-                result.error = f"{where} stopped answering (timeout or aborted association)."
+                result.error = _("%(where)s stopped answering (timeout or aborted association).") % {
+                    "where": where
+                }
                 break
             if status.Status in (0xFF00, 0xFF01) and identifier is not None:
                 result.rows.append(_row(identifier))
@@ -176,9 +186,10 @@ def modality_query(*, room: Room, day: date, target: Target, timeout: float | No
             assoc.release()
     if not result.error and final is not None and final.Status != 0x0000:
         comment = final.get("ErrorComment", "")
-        result.error = f"{where} answered with failure status 0x{final.Status:04X}" + (
-            f": {comment}" if comment else "."
-        )
+        result.error = _("%(where)s answered with failure status %(status)s.") % {
+            "where": where,
+            "status": f"0x{final.Status:04X}" + (f" ({comment})" if comment else ""),
+        }
     if not result.error:
         result.missing = room_orders_missing(room=room, day=day, answers=result.rows)
     return result

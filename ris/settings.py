@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -277,7 +278,7 @@ DICOM_SERVER_ALLOW_ANY_CALLER = env.bool("DICOM_SERVER_ALLOW_ANY_CALLER", defaul
 MWL_QUERY_TIMEOUT = env.int("MWL_QUERY_TIMEOUT", default=5)
 MWL_QUERY_TARGETS = {
     "builtin": {
-        "label": "Built-in server (serve_dicom)",
+        "label": gettext_lazy("Built-in server (serve_dicom)"),
         "host": env("MWL_QUERY_BUILTIN_HOST", default="127.0.0.1"),
         "port": DICOM_SERVER_PORT,
         "called_ae": DICOM_SERVER_AE,

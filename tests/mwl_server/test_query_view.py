@@ -176,3 +176,18 @@ def test_only_the_wlmscpfs_target_uses_the_rooms_called_ae_title_by_default():
         "orthanc": False,
         "wlmscpfs": True,
     }
+
+
+def test_a_thai_clerk_reads_why_the_server_did_not_answer_in_thai(clerk, room, settings, tomorrow_at):
+    settings.MWL_QUERY_TARGETS = targets(free_port())
+    settings.MWL_QUERY_TIMEOUT = 2
+    clerk.cookies[settings.LANGUAGE_COOKIE_NAME] = "th"
+    try:
+        page = ask(clerk, room, tomorrow_at(9).date()).content.decode()
+    finally:
+        from django.utils import translation
+
+        translation.deactivate()
+    assert 'id="query-error"' in page
+    assert "ไม่ตอบภายใน 2 วินาที" in page
+    assert "did not answer" not in page
