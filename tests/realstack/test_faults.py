@@ -10,6 +10,7 @@ Each test prints its figures (run with -s to see them).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -200,6 +202,14 @@ def beat(redis, worker, tmp_path) -> Iterator[subprocess.Popen]:
     finally:
         _stop(proc)
         _logs.pop("beat", None)
+
+
+@pytest.fixture(autouse=True)
+def forget_logs() -> Iterator[None]:
+    """The logs of this test's processes are shown under its failure, then forgotten."""
+    yield
+    for name in ("redis", "worker", "beat", "postgres", "clerks", "writer"):
+        _logs.pop(name, None)
 
 
 def booking_form(patient, procedure, room, start) -> dict[str, str]:
@@ -468,7 +478,6 @@ def test_a_read_only_or_full_folder_shows_the_error_and_loses_nothing_once_fixed
             assert "the worklist is up to date" in response.content.decode()
     finally:
         _stop(worker)
-        _logs.pop("worker", None)
 
     booked = [healthy, *(order for _what, order in faults)]
     for order in booked:
@@ -482,3 +491,219 @@ def test_a_read_only_or_full_folder_shows_the_error_and_loses_nothing_once_fixed
         f"the problems page={len(faults)} files after the fix={len(wl_files(folder))} files lost={lost}"
     )
     assert lost == 0 and Order.objects.count() == len(booked)
+
+
+# --- 4. PostgreSQL restarted under load -------------------------------------------------------------------
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test alone (initdb in a temporary folder, run as user postgres)."""
+
+    def __init__(self) -> None:
+        self.bin = {name: need(name) for name in ("initdb", "pg_ctl", "createdb")}
+        self.port = free_port()
+        # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+        self.folder = Path(tempfile.mkdtemp(prefix="ris-faults-pg-"))
+        shutil.chown(self.folder, "postgres")
+        self.data = self.folder / "data"
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/ris"
+
+    def _as_postgres(self, *args: str) -> None:
+        # Output to a file, never a pipe: the server started by pg_ctl would hold the pipe open forever.
+        with (self.folder / "pg_ctl.log").open("a") as out:
+            subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, stdout=out, stderr=out)
+
+    def pg_ctl(self, *args: str) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.folder / "server.log")
+        self._as_postgres(
+            self.bin["pg_ctl"], "-D", str(self.data), "-o", options, "-l", log, "-w", "-t", "30", *args
+        )
+
+    def start(self) -> None:
+        self._as_postgres(self.bin["initdb"], "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
+        self.pg_ctl("start")
+        _logs["postgres"] = self.folder / "server.log"
+        subprocess.run(
+            [self.bin["createdb"], "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "ris"],
+            check=True,
+        )
+
+    def restart(self) -> None:
+        # -m fast: open connections are cut, in-flight transactions roll back, as in a failover.
+        self.pg_ctl("-m", "fast", "restart")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.pg_ctl("-m", "immediate", "stop")
+        _logs.pop("postgres", None)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+# Clerks booking through the web pages (Django's test client, real views and middleware) against the
+# private cluster: each thread books its own room slot after slot until told to stop. A request that
+# fails (the database is restarting) is pressed again, as a clerk would, until it is booked or refused.
+CLERKS = textwrap.dedent(
+    """
+    import json, re, sys, threading, time
+    from datetime import datetime, time as clock, timedelta
+    from pathlib import Path
+
+    import django
+
+    django.setup()
+    from django.db import close_old_connections, connection
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.utils import timezone
+
+    from scheduling.roles import FRONT_DESK
+    from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+
+    setup_test_environment()
+    threads, started, stop, results = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    user = UserFactory(username="clerk", roles=[FRONT_DESK])
+    procedure = ProcedureFactory(default_duration=15)
+    rooms = [RoomFactory(hours=[(d, clock(0), clock(23, 59)) for d in range(7)]) for _ in range(threads)]
+    patients = [PatientFactory() for _ in range(threads)]
+    first = timezone.make_aware(datetime.combine(timezone.localdate() + timedelta(days=1), clock(6)))
+    outcomes = [[] for _ in range(threads)]
+    connection.close()
+
+    def clerk(i):
+        client = Client(raise_request_exception=False)
+        client.force_login(user)
+        for k in range(70):
+            if stop.exists():
+                break
+            start = first + timedelta(minutes=15 * k)
+            form = {"patient": patients[i].pk, "procedure": procedure.pk, "room": rooms[i].pk,
+                    "date": start.date().isoformat(), "slot": f"{start:%H:%M}", "priority": "ROUTINE",
+                    "confirm_patient_overlap": "on"}
+            errors = 0
+            while errors < 100:
+                # What a WSGI server does around every request (request_started / request_finished):
+                # drop a connection that is broken or too old. The test client leaves it out on
+                # purpose, so that tests can share one connection; here it must be in.
+                close_old_connections()
+                try:
+                    response = client.post("/orders/new/", form)
+                    status = response.status_code
+                except Exception as exc:
+                    status = repr(exc)
+                finally:
+                    close_old_connections()
+                if status == 302:
+                    pk = int(re.search(r"/orders/(\\d+)/", response.url).group(1))
+                    outcomes[i].append({"room": rooms[i].pk, "start": start.isoformat(), "booked": pk,
+                                        "errors": errors, "at": time.monotonic()})
+                    break
+                if status == 200:  # refused at the field: the slot is taken (a lost acknowledgement)
+                    outcomes[i].append({"room": rooms[i].pk, "start": start.isoformat(), "booked": None,
+                                        "errors": errors, "at": time.monotonic()})
+                    break
+                errors += 1
+                time.sleep(0.1)
+            else:
+                outcomes[i].append({"room": rooms[i].pk, "start": start.isoformat(), "booked": None,
+                                    "errors": errors, "at": time.monotonic(), "gave_up": True})
+        connection.close()
+
+    workers = [threading.Thread(target=clerk, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    started.touch()
+    for worker in workers:
+        worker.join()
+    results.write_text(json.dumps({"outcomes": [o for per in outcomes for o in per]}))
+    """
+)
+
+
+def test_postgres_restarted_under_load_loses_and_duplicates_no_booking(postgres, redis, tmp_path):
+    import psycopg
+
+    folder = tmp_path / "worklists"
+    folder.mkdir()
+    # Persistent connections (as a deployment would set) are the hard case: every one of them is cut by
+    # the restart, and CONN_HEALTH_CHECKS must replace it before a request uses it.
+    env = {"DATABASE_URL": postgres.url, "WORKLIST_DIR": str(folder), "DATABASE_CONN_MAX_AGE": "60"}
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"],
+        cwd=BASE_DIR,
+        env=_subprocess_env(**env),
+        capture_output=True,
+        text=True,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    worker = start_celery("worker", tmp_path, redis, **env)
+    threads = 4
+    started, stop, results = tmp_path / "started", tmp_path / "stop", tmp_path / "results.json"
+    log = tmp_path / "clerks.log"
+    try:
+        with log.open("w") as out:
+            clerks = subprocess.Popen(
+                [sys.executable, "-c", CLERKS, str(threads), str(started), str(stop), str(results)],
+                cwd=BASE_DIR,
+                env=_subprocess_env(**env, CELERY_BROKER_URL=redis.url, CELERY_RESULT_BACKEND=redis.url),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _logs["clerks"] = log
+        wait_for(lambda: started.exists() or clerks.poll() is not None, "the clerks started", timeout=60)
+        time.sleep(1.0)
+        restarted_at = time.monotonic()
+        postgres.restart()
+        restart_seconds = time.monotonic() - restarted_at
+        time.sleep(2.0)
+        stop.touch()
+        clerks.wait(60)
+        assert clerks.returncode == 0, log.read_text()[-3000:]
+        outcomes = json.loads(results.read_text())["outcomes"]
+
+        with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname=ris") as db:
+            stored = db.execute(
+                "SELECT id, accession_number, room_id, scheduled_start FROM scheduling_order"
+            ).fetchall()
+        by_id = {row[0]: row for row in stored}
+        wait_for(
+            lambda: len(wl_files(folder)) >= len(stored),
+            f"the worker wrote all {len(stored)} files after the restart",
+            timeout=60,
+        )
+    finally:
+        _stop(worker)
+
+    assert not [o for o in outcomes if o.get("gave_up")], "a clerk could not book for 10 s after the restart"
+    booked = [o for o in outcomes if o["booked"]]
+    refused = [o for o in outcomes if not o["booked"]]
+    failed_requests = sum(o["errors"] for o in outcomes)
+    after_restart = [o for o in booked if o["at"] > restarted_at + restart_seconds]
+    lost = [o for o in booked if o["booked"] not in by_id]
+    duplicates = len(stored) - len({(room, start) for _id, _acc, room, start in stored})
+    duplicate_accessions = len(stored) - len({acc for _id, acc, _room, _start in stored})
+    # A booking whose commit succeeded but whose reply was cut shows up as refused when pressed again.
+    unacknowledged = len(stored) - len(booked)
+    files = set(wl_files(folder))
+    files_lost = [acc for _id, acc, _room, _start in stored if f"{acc}.wl" not in files]
+    print(
+        f"\n[postgres restart] faults injected=1 (pg_ctl restart -m fast, {restart_seconds:.1f}s) clerks={threads} "
+        f"bookings made={len(booked)} (after the restart {len(after_restart)}) failed requests pressed again="
+        f"{failed_requests} refused={len(refused)} stored={len(stored)} committed but unacknowledged="
+        f"{unacknowledged} lost={len(lost)} duplicates={duplicates + duplicate_accessions} "
+        f"files={len(files)} files lost={len(files_lost)}"
+    )
+    assert after_restart, "no booking went through after the restart"
+    assert not lost and duplicates == 0 and duplicate_accessions == 0
+    assert 0 <= unacknowledged <= len(refused)
+    assert files_lost == []
