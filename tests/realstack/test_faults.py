@@ -141,8 +141,8 @@ def publishing_to(url: str) -> Iterator[None]:
     old = app.conf.broker_url, app.conf.result_backend
 
     def reset_pools() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Forget the app's pools, never close them: kombu keeps them in a registry by URL, and the
+        # shared broker's pool must still work for the tests that come after this one.
         app._pool = None
         app.amqp._producer_pool = None
 
