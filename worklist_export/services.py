@@ -38,6 +38,21 @@ def order_belongs_on_worklist(order: Order, window: tuple[datetime, datetime] | 
     return order.status in ACTIVE_STATUSES and start <= order.scheduled_start < end
 
 
+NOT_ON_THE_WORKLIST = (
+    "notes",
+    "reason",
+    "cancel_reason",
+    "discontinue_reason",
+    "booked_at",
+    "scheduled_end",
+    "duration_minutes",
+    "patient__phone",
+    "patient__address",
+    "patient__created_at",
+    "patient__updated_at",
+)
+
+
 def worklist_orders() -> QuerySet[Order]:
     """The orders that should have a file now, with everything the dataset needs.
 
@@ -49,6 +64,8 @@ def worklist_orders() -> QuerySet[Order]:
         Order.objects.filter(status__in=ACTIVE_STATUSES, scheduled_start__gte=start, scheduled_start__lt=end)
         .select_related("patient")
         .prefetch_related("procedure", "room")
+        # Nothing of these reaches the worklist item; reading them was a fifth of an unchanged reconcile.
+        .defer(*NOT_ON_THE_WORKLIST)
     )
 
 

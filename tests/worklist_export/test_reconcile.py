@@ -374,3 +374,23 @@ def test_every_refuses_check_and_nonsense(worklist_dir, db):
         run("--every", "5", "--check")
     with pytest.raises(CommandError, match="at least 1"):
         run("--every", "0")
+
+
+def test_reconcile_reads_the_database_in_the_same_number_of_queries_for_any_number_of_orders(
+    worklist_dir, db, django_assert_max_num_queries
+):
+    # Orders are read with some fields deferred and rooms and procedures prefetched: an item that
+    # came to need a deferred field would cost a query per order, which this catches.
+    def queries_for(n: int) -> int:
+        for i in range(n):
+            OrderFactory(patient=ThaiPatientFactory(weight_kg=70, allergies="Iodine"))
+        worklists_reconcile()  # write them all, then count an unchanged run and a full rewrite
+        with django_assert_max_num_queries(40) as unchanged:
+            worklists_reconcile()
+        for path in worklist_dir.glob("*.wl"):
+            path.unlink()
+        with django_assert_max_num_queries(60) as rewrite:
+            worklists_reconcile()
+        return len(unchanged), len(rewrite)
+
+    assert queries_for(2) == queries_for(20)
