@@ -381,8 +381,8 @@ def test_reconcile_reads_the_database_in_the_same_number_of_queries_for_any_numb
 ):
     # Orders are read with some fields deferred and rooms and procedures prefetched: an item that
     # came to need a deferred field would cost a query per order, which this catches.
-    def queries_for(n: int) -> int:
-        for i in range(n):
+    def queries_for(n: int) -> tuple[int, int]:
+        for _ in range(n):
             OrderFactory(patient=ThaiPatientFactory(weight_kg=70, allergies="Iodine"))
         worklists_reconcile()  # write them all, then count an unchanged run and a full rewrite
         with django_assert_max_num_queries(40) as unchanged:
