@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduling.models import Order, OrderStatus, Patient
+from scheduling.models import Order, OrderStatus, Patient, Procedure
 from scheduling.roles import ADMIN, ADMIN_PERMISSIONS, FRONT_DESK, TECHNOLOGIST
 from tests.factories import OrderFactory, UserFactory
 from worklist_export.models import WorklistEntry
@@ -111,6 +112,32 @@ ADMIN_ACTIONS = [
         ("user", "admin:auth_user_changelist"),
     ]
 ]
+# Changes through the admin: a catalogue entry added, an order corrected (its admin change form).
+ADMIN_ACTIONS += [
+    Action(
+        "admin add procedure",
+        "post",
+        lambda *_: (
+            reverse("admin:scheduling_procedure_add"),
+            {
+                "code_value": "XRHAND",
+                "coding_scheme": "RIS",
+                "code_meaning": "X-ray hand",
+                "modality": "DX",
+                "default_duration": 10,
+                "active": "on",
+            },
+        ),
+    ),
+    Action(
+        "admin add user",
+        "post",
+        lambda *_: (
+            reverse("admin:auth_user_add"),
+            {"username": "newclerk", "password1": "Correct-Horse-42", "password2": "Correct-Horse-42"},
+        ),
+    ),
+]
 # Re-export a worklist item (Worklist problems page): the front desk's bookings, Admin's support.
 WORKLIST_ACTIONS = [
     Action(
@@ -142,6 +169,8 @@ def make_user(who: str):
 
 def snapshot():
     return (
+        list(get_user_model().objects.order_by("pk").values_list("username", flat=True)),
+        list(Procedure.objects.order_by("pk").values()),
         list(Patient.objects.order_by("pk").values()),
         list(Order.objects.order_by("pk").values()),
         list(WorklistEntry.objects.order_by("pk").values()),
