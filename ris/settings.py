@@ -225,13 +225,28 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_ACKS_LATE = True
+# acks_late alone does not bring back a task whose pool process died (SIGKILL, the OOM killer): Celery
+# acks it as failed with WorkerLostError, and its file waits for the next reconcile. Rejected instead,
+# the message goes back to the queue and another process runs it at once. The tasks are idempotent, so
+# running one twice is harmless.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request queues the worklist task after commit. With the broker down the publish must give up
 # quickly (about a second) instead of holding the clerk's page: the order is saved, shown as "export
 # pending", and the reconcile below exports it. Worker connections keep retrying as before.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# When the whole worker dies, its unacknowledged tasks stay in Redis and are handed out again once they
+# are older than the visibility timeout. It must exceed the longest task and the longest retry countdown
+# (retry_backoff_max, 5 minutes), or a task still running or waiting is delivered a second time. Workers
+# look for such tasks every tenth of it, at most every 10 s (kombu's own default is every 100 s).
+broker_visibility_timeout = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "visibility_timeout": broker_visibility_timeout,
+    "unacked_restore_interval": max(1, min(10, broker_visibility_timeout // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
