@@ -4,7 +4,8 @@ Run it on its own, with its own settings: pytest -m realstack --ds=ris.settings_
 The worker connects to the pytest-django test database, so tests use django_db(transaction=True): the
 worker only sees committed rows. Its log is attached to the report of a failed test.
 
-Without PostgreSQL or Redis the tier is skipped on a laptop; under CI=true it runs and fails instead.
+Without PostgreSQL or Redis, or collected with other settings, the tier is skipped on a laptop; under
+CI=true it runs and fails instead.
 """
 
 import os
@@ -27,6 +28,8 @@ STARTUP_TIMEOUT = 30
 
 # Log files of the subprocesses running now, shown under a failed test.
 _logs: dict[str, Path] = {}
+# Why a test of the tier must fail at setup (collected under CI=true with the wrong settings).
+_MUST_FAIL = pytest.StashKey[str]()
 
 
 def _answers(url: str, default_port: int) -> bool:
@@ -43,9 +46,15 @@ def pytest_collection_modifyitems(config, items):
     ours = [item for item in items if here in Path(item.path).parents]
     if not ours:
         return
+    ci = os.environ.get("CI") == "true"
     if os.environ.get("DJANGO_SETTINGS_MODULE") != "ris.settings_realstack":
         reason = "the real-stack tier runs with --ds=ris.settings_realstack (see `make test`)"
-    elif os.environ.get("CI") == "true":
+        if ci:
+            # Marked here, failed at setup: a run that deselects the tier (-m "not realstack") still passes.
+            for item in ours:
+                item.stash[_MUST_FAIL] = f"{reason}; under CI=true it fails rather than skips"
+            return
+    elif ci:
         return  # CI must exercise the real stack: a missing service is a failure, never a skip.
     elif not _answers(_pg_url(), 5432):
         reason = "PostgreSQL does not answer"
@@ -55,6 +64,12 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in ours:
         item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if _MUST_FAIL in item.stash:
+        pytest.fail(item.stash[_MUST_FAIL], pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)
