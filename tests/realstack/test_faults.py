@@ -41,21 +41,33 @@ from worklist_export.services import order_sync_worklist
 
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian keeps PostgreSQL's server programs (initdb, pg_ctl) off PATH, in one folder per version.
+PG_ROOT = Path("/usr/lib/postgresql")
 # A clerk must never wait on a dead broker for longer than this (the publish retry policy in settings).
 CLERK_WAIT_LIMIT = 3.0
 
 
-def need(program: str) -> str:
+def need(program: str, package: str) -> str:
     """The path of `program`; a missing one fails the test (never skips): CI must run these faults."""
-    found = shutil.which(program) or (str(PG_BIN / program) if (PG_BIN / program).exists() else None)
+    found = shutil.which(program)
     if found is None:
         pytest.fail(
-            f"{program} is not installed; the fault tests need it (apt-get install redis-server "
-            "postgresql-15)",
-            pytrace=False,
+            f"{program} is not installed; the fault tests need it (apt-get install {package})", pytrace=False
         )
     return found
+
+
+def postgres_bin() -> Path:
+    """The newest /usr/lib/postgresql/<version>/bin with initdb and pg_ctl; fails the test if there is none."""
+    found = [folder for folder in PG_ROOT.glob("*/bin") if (folder / "initdb").is_file()]
+    found = [folder for folder in found if (folder / "pg_ctl").is_file()]
+    if not found:
+        pytest.fail(
+            f"no initdb and pg_ctl under {PG_ROOT}/*/bin: the PostgreSQL restart test runs a cluster of its "
+            "own with them (apt-get install postgresql)",
+            pytrace=False,
+        )
+    return max(found, key=lambda folder: [int(n) for n in re.findall(r"\d+", folder.parent.name)])
 
 
 def free_port() -> int:
@@ -92,7 +104,7 @@ class PrivateRedis:
     """A redis-server of this test alone, without persistence, that the test may kill and restart."""
 
     def __init__(self, folder: Path) -> None:
-        self.binary = need("redis-server")
+        self.binary = need("redis-server", "redis-server")
         self.port = free_port()
         self.folder = folder
         self.proc: subprocess.Popen | None = None
@@ -394,7 +406,7 @@ def test_a_writer_killed_mid_write_leaves_no_partial_file_and_the_next_run_compl
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
     """A 512 KiB tmpfs of this test, so it can be made read-only or filled without harming the machine."""
-    mount = need("mount")
+    mount = need("mount", "mount")
     point = tmp_path / "small-disk"
     point.mkdir()
     result = subprocess.run(
@@ -407,11 +419,11 @@ def small_disk(tmp_path) -> Iterator[Path]:
     try:
         yield point
     finally:
-        subprocess.run([need("umount"), "-l", str(point)], check=False)
+        subprocess.run([need("umount", "mount"), "-l", str(point)], check=False)
 
 
 def remount(point: Path, option: str) -> None:
-    subprocess.run([need("mount"), "-o", f"remount,{option}", str(point)], check=True)
+    subprocess.run([need("mount", "mount"), "-o", f"remount,{option}", str(point)], check=True)
 
 
 def fill(point: Path) -> int:
@@ -500,7 +512,8 @@ class PrivatePostgres:
     """A PostgreSQL cluster of this test alone (initdb in a temporary folder, run as user postgres)."""
 
     def __init__(self) -> None:
-        self.bin = {name: need(name) for name in ("initdb", "pg_ctl", "createdb")}
+        folder = postgres_bin()
+        self.bin = {name: str(folder / name) for name in ("initdb", "pg_ctl", "createdb")}
         self.port = free_port()
         # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
         self.folder = Path(tempfile.mkdtemp(prefix="ris-faults-pg-"))
