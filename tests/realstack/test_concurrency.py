@@ -52,16 +52,17 @@ def test_fifty_clerks_booking_one_slot_make_exactly_one_order(tomorrow_at, no_le
 
 
 def test_five_hundred_parallel_bookings_get_distinct_identifiers(no_leftover_tasks):
-    threads, per_thread = 10, 50
+    # 50 clerks at once, each with a connection of its own (PostgreSQL allows 100 by default).
+    threads, per_thread = 50, 10
     procedure, user = ProcedureFactory(default_duration=15), UserFactory()
     rooms = [RoomFactory(hours=ALL_DAY) for _ in range(threads)]
     patients = [PatientFactory() for _ in range(threads)]
     day = timezone.localdate() + timedelta(days=1)
     first = timezone.make_aware(datetime.combine(day, time(6)))
 
-    def book_fifty(i: int) -> list[Order]:
-        # One room and one patient per thread, 50 back-to-back 15-minute exams: every booking is
-        # legal, so any failure is a concurrency bug (a shared counter, a deadlock).
+    def book_in_own_room(i: int) -> list[Order]:
+        # One room and one patient per thread, back-to-back 15-minute exams: every booking is legal,
+        # so any failure is a concurrency bug (a shared counter, a deadlock).
         return [
             services.order_book(
                 patient=patients[i],
@@ -73,7 +74,7 @@ def test_five_hundred_parallel_bookings_get_distinct_identifiers(no_leftover_tas
             for k in range(per_thread)
         ]
 
-    results = run_concurrently(threads, book_fifty, timeout=60)
+    results = run_concurrently(threads, book_in_own_room, timeout=60)
 
     failures = [r for r in results if isinstance(r, Exception)]
     assert not failures, failures
@@ -82,7 +83,7 @@ def test_five_hundred_parallel_bookings_get_distinct_identifiers(no_leftover_tas
     uids = {o.study_instance_uid for o in orders}
     stored = Order.objects.values_list("accession_number", "study_instance_uid")
     print(
-        f"\n[parallel bookings] attempts={threads * per_thread} successes={len(orders)} "
+        f"\n[parallel bookings] threads={threads} attempts={threads * per_thread} successes={len(orders)} "
         f"duplicate accessions={len(orders) - len(accessions)} duplicate UIDs={len(orders) - len(uids)}"
     )
     assert len(orders) == threads * per_thread
