@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -22,6 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from . import services
 from .forms import PATIENT_FIELDS, PatientForm, add_service_error
 from .models import AccessionCounter, OpeningHours, Order, Patient, Procedure, Room
+from .roles import ROLES
 
 ORDER_IDENTIFIERS = (
     "accession_number",
@@ -269,14 +270,42 @@ class AccessionCounterAdmin(admin.ModelAdmin):
 
 
 class RoleAwareUserAdmin(UserAdmin):
-    """The Admin role manages users and their roles, but only a superuser makes superusers or hands out
-    single permissions: otherwise an Admin could make themselves superuser with one tick."""
+    """The Admin role manages users and their roles, but only a superuser makes superusers, hands out
+    single permissions or touches a superuser's account: otherwise an Admin could make themselves
+    superuser with one tick, or reset a superuser's password and log in as them.
+
+    A superuser is invisible to everyone else here: not listed, and their change, password and delete
+    pages answer 404 as for an unknown user.
+    """
+
+    def get_queryset(self, request: HttpRequest):
+        users = super().get_queryset(request)
+        if request.user.is_superuser:
+            return users
+        return users.filter(is_superuser=False)
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         readonly = tuple(super().get_readonly_fields(request, obj))
         if request.user.is_superuser:
             return readonly
         return (*readonly, "is_superuser", "user_permissions")
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs: Any):
+        # The groups an Admin hands out are the three roles; a group a superuser made for other
+        # purposes (with permissions of its own) is theirs to give.
+        if db_field.name == "groups" and not request.user.is_superuser:
+            kwargs["queryset"] = Group.objects.filter(name__in=ROLES)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 admin.site.unregister(User)

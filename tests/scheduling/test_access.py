@@ -13,9 +13,9 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduling.models import Order, OrderStatus, Patient, Procedure
+from scheduling.models import Order, OrderStatus, Patient, Procedure, Room
 from scheduling.roles import ADMIN, ADMIN_PERMISSIONS, FRONT_DESK, TECHNOLOGIST
-from tests.factories import OrderFactory, UserFactory
+from tests.factories import OrderFactory, ProcedureFactory, UserFactory
 from worklist_export.models import WorklistEntry
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +33,10 @@ class Action:
     request: object
     # the order's status the action needs to succeed
     status: str = OrderStatus.SCHEDULED
+    # what a user with the Admin role (staff, but not superuser) gets when refused: 403, or where the
+    # admin hides the object altogether (a superuser's account) what it answers for an unknown one:
+    # 404, or for a change form 302 to the admin's index ("... doesn't exist. Perhaps it was deleted?")
+    admin_refused: int = 403
 
 
 PATIENT_DATA = {"issuer": "RIS", "family_name": "Jaidee", "given_name": "Malee", "birth_date": "1990-01-01"}
@@ -112,8 +116,97 @@ ADMIN_ACTIONS = [
         ("user", "admin:auth_user_changelist"),
     ]
 ]
-# Changes through the admin: a catalogue entry added, an order corrected (its admin change form).
+
+
+def admin_order_change(o, p, proc, r):
+    """The order's admin change form as the browser posts it, with the priority raised to STAT."""
+    start = timezone.localtime(o.scheduled_start)
+    return reverse("admin:scheduling_order_change", args=[o.pk]), {
+        "room": r.pk,
+        "scheduled_start_0": start.date().isoformat(),
+        "scheduled_start_1": start.strftime("%H:%M:%S"),
+        "duration_minutes": o.duration_minutes,
+        "priority": "STAT",
+        "referring_physician": "",
+        "requesting_physician": "",
+        "reason": "Trauma",
+        "notes": "",
+        "status": o.status,
+        "cancel_reason": "",
+    }
+
+
+OPENING_HOURS_NONE = {
+    "opening_hours-TOTAL_FORMS": "0",
+    "opening_hours-INITIAL_FORMS": "0",
+    "opening_hours-MIN_NUM_FORMS": "0",
+    "opening_hours-MAX_NUM_FORMS": "1000",
+}
+
+
+def delete_selected_procedure(*_):
+    unused = ProcedureFactory(code_value="XROLD", code_meaning="X-ray, no longer offered", modality="DX")
+    return reverse("admin:scheduling_procedure_changelist"), {
+        "action": "delete_selected",
+        "_selected_action": [unused.pk],
+        "post": "yes",
+    }
+
+
+def superuser_change(*_):
+    """The change form of another superuser's account, with a new e-mail address."""
+    boss = UserFactory(username="boss", is_superuser=True, is_staff=True)
+    joined = timezone.localtime(boss.date_joined)
+    return reverse("admin:auth_user_change", args=[boss.pk]), {
+        "username": "boss",
+        "email": "boss@evil.example",
+        "is_active": "on",
+        "is_staff": "on",
+        "is_superuser": "on",
+        "date_joined_0": joined.date().isoformat(),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+    }
+
+
+def superuser_password(*_):
+    boss = UserFactory(username="boss", is_superuser=True, is_staff=True)
+    return reverse("admin:auth_user_password_change", args=[boss.pk]), {
+        "password1": "Taken-Over-2026",
+        "password2": "Taken-Over-2026",
+    }
+
+
+# Changes through the admin: a catalogue entry added or deleted, a room added, an order and a patient
+# corrected (their admin change forms), a user added.
 ADMIN_ACTIONS += [
+    Action("admin change order", "post", admin_order_change),
+    Action(
+        "admin change patient",
+        "post",
+        lambda o, p, proc, r: (
+            reverse("admin:scheduling_patient_change", args=[p.pk]),
+            {**PATIENT_DATA, "mrn": p.mrn, "phone": "081 234 5678"},
+        ),
+    ),
+    Action(
+        "admin add room",
+        "post",
+        lambda *_: (
+            reverse("admin:scheduling_room_add"),
+            {
+                "name": "DX 1",
+                "modality": "DX",
+                "ae_title": "DX01",
+                "station_name": "DXSTATION1",
+                "location": "Building A",
+                "worklist_charset": "ISO_IR 192",
+                "called_ae_title": "",
+                "active": "on",
+                **OPENING_HOURS_NONE,
+            },
+        ),
+    ),
+    Action("admin delete procedures (bulk action)", "post", delete_selected_procedure),
     Action(
         "admin add procedure",
         "post",
@@ -138,6 +231,12 @@ ADMIN_ACTIONS += [
         ),
     ),
 ]
+# A superuser's account is a superuser's business: an Admin who could reset its password could log in
+# as that superuser. The admin hides it from them (404, as for an unknown user).
+SUPERUSER_ACTIONS = [
+    Action("admin change a superuser", "post", superuser_change, admin_refused=302),
+    Action("admin reset a superuser's password", "post", superuser_password, admin_refused=404),
+]
 # Re-export a worklist item (Worklist problems page): the front desk's bookings, Admin's support.
 WORKLIST_ACTIONS = [
     Action(
@@ -146,7 +245,16 @@ WORKLIST_ACTIONS = [
         lambda o, *_: (reverse("worklist_export:problem_retry", args=[o.pk]), {}),
     ),
 ]
-ACTIONS = {a.name: a for a in [*FRONT_DESK_ACTIONS, *TECHNOLOGIST_ACTIONS, *ADMIN_ACTIONS, *WORKLIST_ACTIONS]}
+ACTIONS = {
+    a.name: a
+    for a in [
+        *FRONT_DESK_ACTIONS,
+        *TECHNOLOGIST_ACTIONS,
+        *ADMIN_ACTIONS,
+        *SUPERUSER_ACTIONS,
+        *WORKLIST_ACTIONS,
+    ]
+}
 
 ALLOWED = {
     "front desk": {a.name for a in [*FRONT_DESK_ACTIONS, *WORKLIST_ACTIONS]},
@@ -169,8 +277,14 @@ def make_user(who: str):
 
 def snapshot():
     return (
-        list(get_user_model().objects.order_by("pk").values_list("username", flat=True)),
+        # Not last_login: logging in is not the action under test.
+        list(
+            get_user_model()
+            .objects.order_by("pk")
+            .values_list("username", "password", "email", "is_active", "is_staff", "is_superuser")
+        ),
         list(Procedure.objects.order_by("pk").values()),
+        list(Room.objects.order_by("pk").values()),
         list(Patient.objects.order_by("pk").values()),
         list(Order.objects.order_by("pk").values()),
         list(WorklistEntry.objects.order_by("pk").values()),
@@ -203,6 +317,10 @@ def test_each_role_can_do_only_its_own_actions(
     if who == "anonymous":
         assert response.status_code == 302
         assert "login/?next=" in response.url
+    elif who == "admin":
+        assert response.status_code == action.admin_refused, (who, action_name, response.status_code)
+        if action.admin_refused == 302:
+            assert response.url == reverse("admin:index")
     elif action_name.startswith("admin"):
         # Not staff: the admin sends them to its own login page.
         assert response.status_code == 302 and reverse("admin:login") in response.url
@@ -211,21 +329,51 @@ def test_each_role_can_do_only_its_own_actions(
     assert snapshot() == before, f"{who} {action_name}: refused but something changed"
 
 
-@pytest.mark.parametrize("who", ["front desk", "technologist", "admin", "no role"])
-def test_every_logged_in_user_can_read(client, who, patient, procedure, room, tomorrow_at):
-    order = OrderFactory(patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9))
-    client.force_login(make_user(who))
-
-    for url in [
+def read_urls(order, patient, procedure, room) -> list[str]:
+    """Every page and endpoint that only reads: a login is all it takes (see scheduling/roles.py)."""
+    day = tomorrow()
+    return [
         reverse("scheduling:schedule"),
         reverse("scheduling:patient_list"),
         reverse("scheduling:patient_detail", args=[patient.pk]),
+        reverse("scheduling:patient_autocomplete") + "?q=Jaidee",
         reverse("scheduling:order_list"),
         reverse("scheduling:order_detail", args=[order.pk]),
         reverse("scheduling:order_slip", args=[order.pk]),
+        reverse("scheduling:slots") + f"?room={room.pk}&date={day}&procedure={procedure.pk}",
+        reverse("worklist_export:order_file", args=[order.pk]),
+        reverse("worklist_export:order_dump", args=[order.pk]),
         reverse("worklist_export:problems"),
-    ]:
+        # The form only: with ?room= the page would ask a worklist server over the network.
+        reverse("mwl_server:query"),
+    ]
+
+
+@pytest.fixture
+def exported_order(settings, tmp_path, patient, procedure, room, tomorrow_at):
+    """An order whose worklist file is on disk, so its file and dump pages have something to show."""
+    from worklist_export.services import order_sync_worklist
+
+    settings.WORKLIST_DIR = str(tmp_path / "worklists")
+    order = OrderFactory(patient=patient, procedure=procedure, room=room, scheduled_start=tomorrow_at(9))
+    order_sync_worklist(order_id=order.pk)
+    return order
+
+
+@pytest.mark.parametrize("who", ["front desk", "technologist", "admin", "no role", "superuser"])
+def test_every_logged_in_user_can_read(client, who, exported_order, patient, procedure, room):
+    client.force_login(make_user(who))
+
+    for url in read_urls(exported_order, patient, procedure, room):
         assert client.get(url).status_code == 200, (who, url)
+
+
+def test_an_anonymous_visitor_reads_nothing(client, exported_order, patient, procedure, room):
+    for url in read_urls(exported_order, patient, procedure, room):
+        response = client.get(url)
+
+        assert response.status_code == 302, url
+        assert response.url.startswith(reverse("login") + "?next="), url
 
 
 def test_the_forms_of_changing_pages_are_refused_too(client, patient, procedure, room, tomorrow_at):
@@ -287,6 +435,57 @@ def test_an_admin_cannot_make_anyone_a_superuser(client):
 
     assert 'name="is_superuser"' not in page
     assert 'name="groups"' in page
+
+
+def test_an_admin_does_not_see_the_superusers(client):
+    UserFactory(username="boss", is_superuser=True, is_staff=True)
+    clerk = make_user("front desk")
+    client.force_login(make_user("admin"))
+
+    listing = client.get(reverse("admin:auth_user_changelist")).content.decode()
+
+    assert reverse("admin:auth_user_change", args=[clerk.pk]) in listing
+    assert "boss" not in listing
+
+
+def test_an_admin_hands_out_only_the_roles(client):
+    """A group a superuser made (with permissions of its own) is not the Admin's to give, not even to
+    themselves."""
+    from django.contrib.auth.models import Permission
+
+    powerful = Group.objects.create(name="Everything")
+    powerful.permissions.add(*Permission.objects.all())
+    admin = make_user("admin")
+    client.force_login(admin)
+    url = reverse("admin:auth_user_change", args=[admin.pk])
+    joined = timezone.localtime(admin.date_joined)
+
+    page = client.get(url).content.decode()
+    response = client.post(
+        url,
+        {
+            "username": admin.username,
+            "is_active": "on",
+            "is_staff": "on",
+            "groups": [powerful.pk, Group.objects.get(name=ADMIN).pk],
+            "date_joined_0": joined.date().isoformat(),
+            "date_joined_1": joined.strftime("%H:%M:%S"),
+        },
+    )
+
+    assert "Everything" not in page and FRONT_DESK in page and TECHNOLOGIST in page
+    assert response.status_code == 200  # the form again, with the refused choice marked
+    assert not admin.groups.filter(name="Everything").exists()
+
+
+def test_a_superuser_still_manages_superusers(admin_client):
+    boss = UserFactory(username="boss", is_superuser=True, is_staff=True)
+
+    listing = admin_client.get(reverse("admin:auth_user_changelist")).content.decode()
+    response = admin_client.get(reverse("admin:auth_user_password_change", args=[boss.pk]))
+
+    assert reverse("admin:auth_user_change", args=[boss.pk]) in listing
+    assert response.status_code == 200
 
 
 @pytest.fixture
