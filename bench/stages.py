@@ -110,14 +110,6 @@ def day_at(day: date, moment: time) -> datetime:
     return timezone.make_aware(datetime.combine(day, moment))
 
 
-def quick_procedures() -> dict[str, Procedure]:
-    """For each modality its shortest procedure: the bench books these back to back."""
-    found = {}
-    for proc in Procedure.objects.order_by("default_duration", "pk"):
-        found.setdefault(proc.modality, proc)
-    return found
-
-
 def bulk_orders(*, rooms, day: date, per_room: int, minutes: int, prefix: str, patients, user, rng) -> int:
     """`per_room` back-to-back orders of `minutes` in every room on `day`, from opening time."""
     procs_by_modality: dict[str, list[Procedure]] = {}
@@ -281,28 +273,6 @@ def stage_dumps(args: dict) -> dict:
     return {"written": written}
 
 
-# --- book-to-worklist latency ---------------------------------------------------------------------------
-
-
-def _booking_post(client: Client, *, patient: Patient, proc: Procedure, room: Room, start: datetime):
-    local = timezone.localtime(start)
-    return client.post(
-        "/orders/new/",
-        {
-            "patient": patient.pk,
-            "procedure": proc.pk,
-            "room": room.pk,
-            "date": local.date().isoformat(),
-            "slot": f"{local:%H:%M}",
-            "priority": "ROUTINE",
-            "referring_physician": "Dr Wattana",
-            "requesting_physician": "",
-            "reason": "ปวดศีรษะ",
-            "notes": "",
-        },
-    )
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -310,51 +280,6 @@ def percentile(values: list[float], p: float) -> float:
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def stage_latency(args: dict) -> dict:
-    """Book through the order_create view (test client, logged in) and wait for the .wl file to appear."""
-    client = Client()
-    client.force_login(get_user_model().objects.get(username=USERNAME))
-    rooms = list(Room.objects.order_by("pk"))
-    procs = quick_procedures()
-    patients = list(Patient.objects.order_by("pk")[: args["count"] + args["warmup"]])
-    day = date.fromisoformat(args["day"])
-    root = Path(os.environ["WORKLIST_DIR"]) / os.environ.get("WORKLIST_CALLED_AE", "WORKLIST")
-    post_ms, visible_ms, timeouts = [], [], 0
-    for i in range(args["warmup"] + args["count"]):
-        room = rooms[i % len(rooms)]
-        proc = procs[room.modality]
-        n, per_day = i // len(rooms), (CLOSES.hour - OPENS.hour) * 60 // proc.default_duration
-        start = day_at(day + timedelta(days=n // per_day), OPENS) + timedelta(
-            minutes=proc.default_duration * (n % per_day)
-        )
-        t0 = clock.perf_counter()
-        response = _booking_post(client, patient=patients[i], proc=proc, room=room, start=start)
-        t1 = clock.perf_counter()
-        if response.status_code != 302:
-            raise SystemExit(f"booking {i} refused ({response.status_code}): {response.content[:2000]!r}")
-        pk = int(response["Location"].rstrip("/").rsplit("/", 1)[1])
-        path = root / f"{Order.objects.values_list('accession_number', flat=True).get(pk=pk)}.wl"
-        deadline = t0 + 10
-        while not path.exists():
-            if clock.perf_counter() > deadline:
-                timeouts += 1
-                break
-            clock.sleep(0.002)
-        t2 = clock.perf_counter()
-        if i >= args["warmup"]:
-            post_ms.append((t1 - t0) * 1000)
-            visible_ms.append((t2 - t0) * 1000)
-    return {
-        "count": len(visible_ms),
-        "timeouts": timeouts,
-        "post_p50": percentile(post_ms, 50),
-        "post_p95": percentile(post_ms, 95),
-        "visible_p50": percentile(visible_ms, 50),
-        "visible_p95": percentile(visible_ms, 95),
-        "visible_max": max(visible_ms),
-    }
 
 
 # --- day board ------------------------------------------------------------------------------------------
@@ -476,7 +401,6 @@ STAGES = {
     "export_breakdown": stage_export_breakdown,
     "seed": stage_seed,
     "dumps": stage_dumps,
-    "latency": stage_latency,
     "board": stage_board,
 }
 
