@@ -438,6 +438,7 @@ def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> O
                 % {"current": order.get_status_display().lower()},
                 code="illegal_transition",
             )
+        order._history_user = user
         order.status = OrderStatus.ARRIVED
         order.discontinue_reason = (reason.strip() or _("Discontinued at modality"))[:200]
         order.save(update_fields=["status", "discontinue_reason", "updated_at"])

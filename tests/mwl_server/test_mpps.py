@@ -130,6 +130,8 @@ def test_n_set_discontinued_returns_the_order_to_the_front_desk_with_the_reason(
     assert order.status == OrderStatus.ARRIVED
     assert order.discontinue_reason == "Patient refused"
     assert step.discontinue_reason == "Patient refused"
+    # The audit trail says who: the modality, as for every other MPPS change.
+    assert order.history.latest().history_user.username == "modality"
 
 
 def test_the_order_page_shows_why_the_modality_gave_the_exam_back(order, after_commit, client, user):

@@ -1,6 +1,6 @@
 """The audit trail: who booked, moved, changed or cancelled an order, and who edited a patient."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
@@ -95,3 +95,41 @@ def test_the_admin_shows_an_orders_history(admin_client, booked):
 
     assert response.status_code == 200
     assert "frontdesk" in response.content.decode()
+
+
+def test_every_service_that_writes_a_patient_or_an_order_records_who(patient, procedure, room, tomorrow_at):
+    """Outside a request (MPPS from the DICOM server, a command, a task) no middleware knows the user:
+    each service must put its `user` on the history row itself."""
+    order = services.order_book(
+        patient=patient,
+        procedure=procedure,
+        room=room,
+        start=tomorrow_at(9),
+        user=UserFactory(username="book"),
+    )
+    steps = {
+        "reschedule": lambda user: services.order_reschedule(order=order, start=tomorrow_at(10), user=user),
+        "details": lambda user: services.order_update_details(order=order, priority="STAT", user=user),
+        "arrive": lambda user: services.order_arrive(order=order, user=user),
+        "start": lambda user: services.order_start(order=order, user=user),
+        "discontinue": lambda user: services.order_discontinue(order=order, reason="Moved", user=user),
+        "cancel": lambda user: services.order_cancel(order=order, reason="Went home", user=user),
+        "update patient": lambda user: services.patient_update(
+            patient=patient, phone="081 000 0000", user=user
+        ),
+        "register patient": lambda user: services.patient_register(
+            mrn="HN777",
+            issuer="RIS",
+            family_name="Srisuk",
+            given_name="Anan",
+            birth_date=date(1970, 1, 2),
+            user=user,
+        ),
+    }
+    who = {"book": order.history.latest().history_user.username}
+
+    for name, step in steps.items():
+        record = step(UserFactory(username=name))
+        who[name] = getattr(record.history.latest().history_user, "username", None)
+
+    assert who == {name: name for name in ["book", *steps]}
