@@ -53,7 +53,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # In production the app sits behind a TLS-terminating reverse proxy (nginx, Traefik, a load balancer)
 # that sets X-Forwarded-Proto and X-Forwarded-Host. Trust those headers only behind such a proxy: a
 # client talking to gunicorn directly could otherwise claim to be on HTTPS or on another host.
-if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=not DEBUG):
+BEHIND_PROXY = env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=not DEBUG)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -147,8 +148,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused,
 # even with the right password, for AXES_COOLOFF_MINUTES. Keyed on username and address together so
 # a stranger cannot lock a clerk out from elsewhere, and one address cannot guess many passwords for
-# one user. Behind a reverse proxy every client has the proxy's address: the key is then in effect
-# the username. `manage.py axes_reset_username <name>` lifts a lockout early.
+# one user. `manage.py axes_reset_username <name>` lifts a lockout early.
+# Behind the reverse proxy REMOTE_ADDR is the proxy's for every client, which would make the key the
+# username alone: anyone typing wrong passwords for a clerk's username would lock that clerk out at
+# every desk. So the address is the one the proxy appends to X-Forwarded-For, with RIS_PROXY_COUNT
+# proxies in front of gunicorn: by default 1 when DJANGO_SECURE_PROXY_SSL_HEADER says there is a
+# proxy, else 0 (REMOTE_ADDR). ris/proxy.py holds the rule; axes' AXES_IPWARE_* settings would need
+# django-ipware, which is not installed, and would do nothing without it.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -157,6 +163,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+RIS_PROXY_COUNT = env.int("RIS_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
+AXES_CLIENT_IP_CALLABLE = "ris.proxy.client_ip"
 
 # The admin shows each patient's and order's history, but never restores an old version: that would
 # write the row directly, past the booking rules and the worklist export.

@@ -105,3 +105,32 @@ def test_collectstatic_builds_the_production_manifest(tmp_path):
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())
     hashed = manifest["paths"]["vendor/bootstrap/bootstrap.min.css"]
     assert (tmp_path / f"{hashed}.gz").exists()
+
+
+def proxy_settings(**env: str) -> tuple[int, str]:
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; print(s.RIS_PROXY_COUNT, s.AXES_CLIENT_IP_CALLABLE)",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64)[:50],
+        DJANGO_ALLOWED_HOSTS="ris.example.org",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    count, callable_path = result.stdout.strip().splitlines()[-1].split()
+    return int(count), callable_path
+
+
+@pytest.mark.parametrize(
+    "env, count",
+    [
+        # Production sits behind the documented proxy: the login throttle keys on the address it saw.
+        ({"DJANGO_DEBUG": "0"}, 1),
+        # "Clients reach gunicorn directly": X-Forwarded-For would be theirs to make up, so not read.
+        ({"DJANGO_DEBUG": "0", "DJANGO_SECURE_PROXY_SSL_HEADER": "0"}, 0),
+        ({"DJANGO_DEBUG": "1"}, 0),
+        ({"DJANGO_DEBUG": "0", "RIS_PROXY_COUNT": "2"}, 2),
+    ],
+)
+def test_the_login_throttle_reads_the_proxy_header_only_behind_a_proxy(env, count):
+    assert proxy_settings(**env) == (count, "ris.proxy.client_ip")

@@ -522,3 +522,57 @@ def test_four_wrong_passwords_then_the_right_one_logs_in(client, axes_on):
     response = client.post(login, {"username": "nok", "password": "pw-for-tests-1"})
 
     assert response.status_code == 302
+
+
+@pytest.fixture
+def behind_proxy(settings, axes_on):
+    settings.RIS_PROXY_COUNT = 1
+
+
+def at_desk(address: str, *, sent: str = "") -> dict[str, str]:
+    """What gunicorn sees of a browser at `address` behind the proxy (10.0.0.1), which appends the
+    address it was called from to whatever X-Forwarded-For the browser `sent`."""
+    forwarded = f"{sent}, {address}" if sent else address
+    return {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": forwarded}
+
+
+def test_behind_the_proxy_a_lockout_at_one_desk_leaves_the_other_desks_alone(behind_proxy):
+    from django.test import Client
+
+    UserFactory(username="nok", roles=[FRONT_DESK])
+    login = reverse("login")
+    stranger, clerk = Client(**at_desk("192.168.1.66")), Client(**at_desk("192.168.1.20"))
+
+    statuses = [stranger.post(login, {"username": "nok", "password": "wrong"}).status_code for _ in range(5)]
+    response = clerk.post(login, {"username": "nok", "password": "pw-for-tests-1"})
+
+    assert statuses[-1] == 429
+    assert response.status_code == 302
+
+
+def test_behind_the_proxy_a_made_up_forwarded_address_does_not_dodge_the_lockout(client, behind_proxy):
+    UserFactory(username="nok", roles=[FRONT_DESK])
+    login = reverse("login")
+
+    statuses = [
+        client.post(
+            login, {"username": "nok", "password": "wrong"}, **at_desk("192.168.1.66", sent=f"203.0.113.{n}")
+        ).status_code
+        for n in range(6)
+    ]
+
+    assert statuses[-2:] == [429, 429]
+
+
+def test_without_a_proxy_the_forwarded_header_is_not_believed(client, axes_on):
+    UserFactory(username="nok", roles=[FRONT_DESK])
+    login = reverse("login")
+
+    statuses = [
+        client.post(
+            login, {"username": "nok", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"
+        ).status_code
+        for n in range(6)
+    ]
+
+    assert statuses[-2:] == [429, 429]
