@@ -50,7 +50,7 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("Playwright is not installed in the virtualenv (pip install -r requirements.txt).")
+        pytest.fail("Playwright is not installed in the virtualenv (pip install -r requirements-dev.txt).")
     with sync_playwright() as playwright:
         # Debian's Chromium, never a downloaded one: `playwright install` is not part of the set-up.
         browser = playwright.chromium.launch(

@@ -31,6 +31,9 @@ def test_reschedule_into_own_slot_overlap_is_allowed(order, user, tomorrow_at):
     """Moving by 15 minutes overlaps only the order itself."""
     services.order_reschedule(order=order, start=tomorrow_at(9, 15), user=user)
 
+    order.refresh_from_db()
+    assert (order.scheduled_start, order.scheduled_end) == (tomorrow_at(9, 15), tomorrow_at(9, 45))
+
 
 def test_reschedule_onto_a_booked_slot_is_refused(order, procedure, room, user, tomorrow_at):
     services.order_book(
