@@ -22,22 +22,25 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
 from pydicom import dcmread
+from redis import Redis
 
 from ris.celery import app
 from scheduling import services
-from scheduling.models import Order
-from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory
+from scheduling.models import Order, Patient
+from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory, UserFactory
 from tests.realstack.conftest import BASE_DIR, _logs, _start, _stop, _subprocess_env
 from worklist_export.models import WorklistEntry
 from worklist_export.reconcile import worklists_reconcile
 from worklist_export.selectors import order_export_state
 from worklist_export.services import order_sync_worklist
+from worklist_export.tasks import sync_order_worklist
 
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
@@ -321,6 +324,7 @@ KILLED_WRITER = textwrap.dedent(
 
         Dataset.save_as = half_then_freeze
         from worklist_export.services import order_sync_worklist
+from worklist_export.tasks import sync_order_worklist
 
         order_sync_worklist(order_id=order_id)
     else:
@@ -398,6 +402,172 @@ def test_a_writer_killed_mid_write_leaves_no_partial_file_and_the_next_run_compl
         f"temporary files after reconcile={len(leftover_after)} files lost={lost}"
     )
     assert leftover_after == [] and lost == 0
+
+
+# --- 2b. The Celery worker itself SIGKILLed while it writes ----------------------------------------------
+
+KILLED_WORKER_ORDERS = 2000
+# A task taken by a worker that was killed is handed out again once it is this old (an hour in production).
+KILLED_WORKER_VISIBILITY_TIMEOUT = 4
+_RECEIVED = re.compile(r"Task worklist_export\.tasks\.sync_order_worklist\[([0-9a-f-]+)\] received")
+_RECONCILED = re.compile(r"Task worklist_export\.tasks\.reconcile_worklists\[[0-9a-f-]+\] succeeded")
+
+
+def orders_in_bulk(n: int, first: datetime) -> dict[str, Order]:
+    """n active orders from `first` on, a patient each, made in a few statements: {accession: order}."""
+    procedure, user = ProcedureFactory(), UserFactory()
+    rooms = [RoomFactory() for _ in range(10)]
+    patients = Patient.objects.bulk_create([PatientFactory.build() for _ in range(n)])
+    orders = [
+        OrderFactory.build(
+            patient=patient,
+            procedure=procedure,
+            room=rooms[i % len(rooms)],
+            booked_by=user,
+            # Back to back in each room: the database refuses overlapping orders in one room.
+            scheduled_start=first + timedelta(minutes=15 * (i // len(rooms))),
+            duration_minutes=15,
+        )
+        for i, patient in enumerate(patients)
+    ]
+    return {order.accession_number: order for order in Order.objects.bulk_create(orders, batch_size=1000)}
+
+
+def folder_names(folder: Path) -> tuple[list[str], list[str]]:
+    """(.wl files, temporary files of writers) in the folder now."""
+    names = os.listdir(folder)
+    return [n for n in names if n.endswith(".wl")], [n for n in names if ".wl.tmp-" in n]
+
+
+def assert_every_file_complete(folder: Path, orders: dict[str, Order]) -> int:
+    """What a server scanning the folder now would read: every .wl file whole, for its own order."""
+    names, _tmps = folder_names(folder)
+    for name in names:
+        ds = dcmread(folder / name)
+        order = orders[ds.AccessionNumber]
+        assert name == f"{order.accession_number}.wl"
+        assert ds.PatientName.family_name == order.patient.family_name, name
+        assert ds.PatientName.given_name == order.patient.given_name, name
+    return len(names)
+
+
+def pool_children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses_none(
+    redis, tmp_path, tomorrow_at
+):
+    folder = Path(settings.WORKLIST_DIR)
+    n = KILLED_WORKER_ORDERS
+    orders = orders_in_bulk(n, tomorrow_at(0))
+    for order in orders.values():
+        sync_order_worklist.delay(order.pk)
+    broker = Redis(port=redis.port)
+    assert broker.llen("celery") == n
+
+    env = {
+        "CELERY_BROKER_URL": redis.url,
+        "CELERY_RESULT_BACKEND": redis.url,
+        "CELERY_BROKER_VISIBILITY_TIMEOUT": str(KILLED_WORKER_VISIBILITY_TIMEOUT),
+    }
+    logs: list[Path] = []
+
+    def start_worker() -> subprocess.Popen:
+        # Prefork, as deployed: a main process that takes tasks from Redis and two pool processes.
+        k = len(logs)
+        logs.append(tmp_path / f"worker-{k}.log")
+        args = [
+            "worker",
+            "--pool=prefork",
+            "--concurrency=2",
+            "-l",
+            "info",
+            "-n",
+            f"killed-{k}-{redis.port}@%h",
+        ]
+        return _start(f"worker-{k}", args, logs[-1], " ready.", **env)
+
+    def kill_while_writing(proc: subprocess.Popen, files_before: int, victims: list[int]) -> int:
+        """Once `files_before` files are there, SIGKILL `victims` while a temporary file is open."""
+        deadline = time.monotonic() + 30
+        while True:
+            names, tmps = folder_names(folder)
+            if len(names) >= files_before and tmps:
+                break
+            assert proc.poll() is None, logs[-1].read_text()[-3000:]
+            assert time.monotonic() < deadline, f"the worker wrote {len(names)} of {files_before} files"
+            time.sleep(0.001)
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        return len(folder_names(folder)[1])
+
+    kills: list[str] = []
+    worker: subprocess.Popen | None = None
+    tmps_at_kills = files_checked = 0
+    step = n // 6
+    try:
+        for k in range(3):
+            worker = start_worker()
+            written = len(folder_names(folder)[0])
+            if k == 1:
+                # Only the pool processes: the main process sees them die and, with
+                # CELERY_TASK_REJECT_ON_WORKER_LOST, puts their tasks back in the queue at once.
+                tmps_at_kills += kill_while_writing(worker, written + step // 2, pool_children(worker.pid))
+                kills.append("pool processes")
+                files_checked += assert_every_file_complete(folder, orders)
+                assert worker.poll() is None, "the worker's main process survives its pool processes"
+            # The whole worker, main process and pool: its tasks wait in Redis's unacked set.
+            tmps_at_kills += kill_while_writing(worker, written + step, [-worker.pid])
+            worker.wait(10)
+            kills.append("whole worker")
+            files_checked += assert_every_file_complete(folder, orders)
+        files_at_last_kill = len(folder_names(folder)[0])
+        assert files_at_last_kill < n, "the kills came too late: every file was already written"
+
+        # The next worker: the tasks left in the queue, and those of the killed workers once they are
+        # older than the visibility timeout.
+        worker = start_worker()
+        wait_for(
+            lambda: broker.llen("celery") == 0 and broker.zcard("unacked_index") == 0,
+            "the queue and the killed workers' tasks were worked off",
+            timeout=60,
+        )
+        by_tasks = len(folder_names(folder)[0])
+        # The beat's reconcile writes whatever a lost task missed and removes the dead writers' temporary files.
+        beat = start_celery("beat", tmp_path, redis, **env)
+        try:
+            wait_for(
+                lambda: len(folder_names(folder)[0]) == n and not folder_names(folder)[1],
+                "every file written and no temporary file left",
+                timeout=30,
+            )
+            wait_for(
+                lambda: _RECONCILED.search(logs[-1].read_text(errors="replace")) is not None,
+                "a reconcile ran",
+                timeout=15,
+            )
+        finally:
+            _stop(beat)
+        files_checked += assert_every_file_complete(folder, orders)
+    finally:
+        for k in range(len(logs)):
+            _logs.pop(f"worker-{k}", None)
+        if worker is not None:
+            _stop(worker)
+
+    received = [task for log in logs for task in _RECEIVED.findall(log.read_text(errors="replace"))]
+    redelivered = len(received) - len(set(received))
+    names, tmps = folder_names(folder)
+    lost = n - len(names)
+    print(
+        f"\n[killed worker] orders={n} faults injected={len(kills)} (SIGKILL: {', '.join(kills)}) "
+        f"temporary files at the kills={tmps_at_kills} files checked={files_checked} partial files seen=0 "
+        f"tasks redelivered={redelivered} files written by the tasks={by_tasks} by the reconcile={n - by_tasks} "
+        f"temporary files after reconcile={len(tmps)} files lost={lost}"
+    )
+    assert redelivered >= 1, "no task of a killed worker was run again"
+    assert lost == 0 and tmps == []
 
 
 # --- 3. The worklist folder read-only, then full ---------------------------------------------------------
