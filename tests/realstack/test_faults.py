@@ -10,6 +10,7 @@ Each test prints its figures (run with -s to see them).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -36,11 +37,14 @@ from scheduling import services
 from scheduling.models import Order, Patient
 from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory, UserFactory
 from tests.realstack.conftest import BASE_DIR, _logs, _start, _stop, _subprocess_env
+from worklist_export.dataset import order_source
+from worklist_export.encoding import source_bytes
 from worklist_export.models import WorklistEntry
 from worklist_export.reconcile import worklists_reconcile
 from worklist_export.selectors import order_export_state
 from worklist_export.services import order_sync_worklist
-from worklist_export.tasks import sync_order_worklist
+from worklist_export.tasks import reconcile_worklists, sync_order_worklist
+from worklist_export.writer import file_content_sha256
 
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
@@ -324,7 +328,8 @@ KILLED_WRITER = textwrap.dedent(
 
         Dataset.save_as = half_then_freeze
         from worklist_export.services import order_sync_worklist
-from worklist_export.tasks import sync_order_worklist
+from worklist_export.tasks import reconcile_worklists, sync_order_worklist
+from worklist_export.writer import file_content_sha256
 
         order_sync_worklist(order_id=order_id)
     else:
@@ -406,10 +411,12 @@ def test_a_writer_killed_mid_write_leaves_no_partial_file_and_the_next_run_compl
 
 # --- 2b. The Celery worker itself SIGKILLed while it writes ----------------------------------------------
 
-KILLED_WORKER_ORDERS = 2000
+KILLED_WORKER_ORDERS = 3000
+# Written one by one by their tasks, each with its own fsyncs; the rest by a reconcile task, in batches.
+KILLED_WORKER_SYNC_TASKS = 300
 # A task taken by a worker that was killed is handed out again once it is this old (an hour in production).
 KILLED_WORKER_VISIBILITY_TIMEOUT = 4
-_RECEIVED = re.compile(r"Task worklist_export\.tasks\.sync_order_worklist\[([0-9a-f-]+)\] received")
+_RECEIVED = re.compile(r"Task worklist_export\.tasks\.\w+\[([0-9a-f-]+)\] received")
 _RECONCILED = re.compile(r"Task worklist_export\.tasks\.reconcile_worklists\[[0-9a-f-]+\] succeeded")
 
 
@@ -439,15 +446,35 @@ def folder_names(folder: Path) -> tuple[list[str], list[str]]:
     return [n for n in names if n.endswith(".wl")], [n for n in names if ".wl.tmp-" in n]
 
 
-def assert_every_file_complete(folder: Path, orders: dict[str, Order]) -> int:
-    """What a server scanning the folder now would read: every .wl file whole, for its own order."""
+def expected_hashes(orders: dict[str, Order]) -> dict[str, str]:
+    """{accession: sha256 of the dataset bytes the RIS writes for the order} (see file_content_sha256)."""
+    return {
+        acc: hashlib.sha256(source_bytes(order_source(order))).hexdigest() for acc, order in orders.items()
+    }
+
+
+def assert_every_file_complete(folder: Path, orders: dict[str, Order], hashes: dict[str, str]) -> int:
+    """What a server scanning the folder now would read: every .wl file whole, for its own order.
+
+    Parsing alone is not enough: pydicom reads a file cut at an element boundary without a complaint,
+    so each file's dataset is also compared byte for byte with the order's.
+    """
     names, _tmps = folder_names(folder)
+    partial = []
     for name in names:
-        ds = dcmread(folder / name)
-        order = orders[ds.AccessionNumber]
+        try:
+            ds = dcmread(folder / name)
+            order = orders[ds.AccessionNumber]
+        except Exception as exc:  # truncated inside an element, or before the accession number
+            partial.append(f"{name}: {exc!r}")
+            continue
+        if file_content_sha256(folder / name) != hashes[order.accession_number]:
+            partial.append(f"{name}: not the order's whole dataset")
+            continue
         assert name == f"{order.accession_number}.wl"
         assert ds.PatientName.family_name == order.patient.family_name, name
         assert ds.PatientName.given_name == order.patient.given_name, name
+    assert partial == [], f"{len(partial)} partial files visible"
     return len(names)
 
 
@@ -461,10 +488,13 @@ def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses
     folder = Path(settings.WORKLIST_DIR)
     n = KILLED_WORKER_ORDERS
     orders = orders_in_bulk(n, tomorrow_at(0))
-    for order in orders.values():
+    hashes = expected_hashes(orders)
+    # The per-order tasks of the first orders, then a reconcile, which writes the rest in batches.
+    for order in list(orders.values())[:KILLED_WORKER_SYNC_TASKS]:
         sync_order_worklist.delay(order.pk)
+    reconcile_worklists.delay()
     broker = Redis(port=redis.port)
-    assert broker.llen("celery") == n
+    assert broker.llen("celery") == KILLED_WORKER_SYNC_TASKS + 1
 
     env = {
         "CELERY_BROKER_URL": redis.url,
@@ -488,44 +518,51 @@ def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses
         ]
         return _start(f"worker-{k}", args, logs[-1], " ready.", **env)
 
-    def kill_while_writing(proc: subprocess.Popen, files_before: int, victims: list[int]) -> int:
-        """Once `files_before` files are there, SIGKILL `victims` while a temporary file is open."""
+    def kill_while_writing(proc: subprocess.Popen, files: int, victims: list[int]) -> int:
+        """Once `files` .wl files are there, SIGKILL `victims` while a temporary file is being written."""
         deadline = time.monotonic() + 30
         while True:
             names, tmps = folder_names(folder)
-            if len(names) >= files_before and tmps:
+            if len(names) >= files and tmps:
                 break
             assert proc.poll() is None, logs[-1].read_text()[-3000:]
-            assert time.monotonic() < deadline, f"the worker wrote {len(names)} of {files_before} files"
+            assert time.monotonic() < deadline, f"the worker wrote {len(names)} of {files} files"
             time.sleep(0.001)
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         return len(folder_names(folder)[1])
 
+    # Per worker started: (what is killed, once this many files are there). The whole worker's tasks wait
+    # in Redis's unacked set for the visibility timeout; the pool processes' tasks are put back at once by
+    # the main process (CELERY_TASK_REJECT_ON_WORKER_LOST).
+    s = KILLED_WORKER_SYNC_TASKS
+    plan = [
+        [("whole worker, in the per-order tasks", s // 3)],
+        [("pool processes, in the per-order tasks", 2 * s // 3), ("whole worker, in the reconcile", s + 500)],
+        [("whole worker, in the redelivered reconcile", s + 1500)],
+    ]
     kills: list[str] = []
     worker: subprocess.Popen | None = None
-    tmps_at_kills = files_checked = 0
-    step = n // 6
+    tmps_at_kills: list[int] = []  # temporary files in the folder right after each kill
+    files_checked = 0
     try:
-        for k in range(3):
+        for kills_of_worker in plan:
             worker = start_worker()
-            written = len(folder_names(folder)[0])
-            if k == 1:
-                # Only the pool processes: the main process sees them die and, with
-                # CELERY_TASK_REJECT_ON_WORKER_LOST, puts their tasks back in the queue at once.
-                tmps_at_kills += kill_while_writing(worker, written + step // 2, pool_children(worker.pid))
-                kills.append("pool processes")
-                files_checked += assert_every_file_complete(folder, orders)
-                assert worker.poll() is None, "the worker's main process survives its pool processes"
-            # The whole worker, main process and pool: its tasks wait in Redis's unacked set.
-            tmps_at_kills += kill_while_writing(worker, written + step, [-worker.pid])
-            worker.wait(10)
-            kills.append("whole worker")
-            files_checked += assert_every_file_complete(folder, orders)
+            for what, files in kills_of_worker:
+                pool = what.startswith("pool")
+                victims = pool_children(worker.pid) if pool else [-worker.pid]
+                tmps_at_kills.append(kill_while_writing(worker, files, victims))
+                if pool:
+                    assert worker.poll() is None, "the worker's main process outlives its pool processes"
+                else:
+                    worker.wait(10)
+                kills.append(what)
+                files_checked += assert_every_file_complete(folder, orders, hashes)
+            assert worker.poll() is not None
         files_at_last_kill = len(folder_names(folder)[0])
         assert files_at_last_kill < n, "the kills came too late: every file was already written"
 
-        # The next worker: the tasks left in the queue, and those of the killed workers once they are
+        # The next worker runs what is left in the queue, and the killed workers' tasks once they are
         # older than the visibility timeout.
         worker = start_worker()
         wait_for(
@@ -534,7 +571,8 @@ def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses
             timeout=60,
         )
         by_tasks = len(folder_names(folder)[0])
-        # The beat's reconcile writes whatever a lost task missed and removes the dead writers' temporary files.
+        # The beat's reconcile writes whatever a lost task missed and removes the dead writers' temporary
+        # files.
         beat = start_celery("beat", tmp_path, redis, **env)
         try:
             wait_for(
@@ -542,14 +580,9 @@ def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses
                 "every file written and no temporary file left",
                 timeout=30,
             )
-            wait_for(
-                lambda: _RECONCILED.search(logs[-1].read_text(errors="replace")) is not None,
-                "a reconcile ran",
-                timeout=15,
-            )
         finally:
             _stop(beat)
-        files_checked += assert_every_file_complete(folder, orders)
+        files_checked += assert_every_file_complete(folder, orders, hashes)
     finally:
         for k in range(len(logs)):
             _logs.pop(f"worker-{k}", None)
@@ -558,16 +591,18 @@ def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses
 
     received = [task for log in logs for task in _RECEIVED.findall(log.read_text(errors="replace"))]
     redelivered = len(received) - len(set(received))
+    reconciles = sum(len(_RECONCILED.findall(log.read_text(errors="replace"))) for log in logs)
     names, tmps = folder_names(folder)
     lost = n - len(names)
     print(
-        f"\n[killed worker] orders={n} faults injected={len(kills)} (SIGKILL: {', '.join(kills)}) "
-        f"temporary files at the kills={tmps_at_kills} files checked={files_checked} partial files seen=0 "
-        f"tasks redelivered={redelivered} files written by the tasks={by_tasks} by the reconcile={n - by_tasks} "
-        f"temporary files after reconcile={len(tmps)} files lost={lost}"
+        f"\n[killed worker] orders={n} (per-order tasks={s}, then one reconcile task) faults injected={len(kills)} "
+        f"(SIGKILL: {'; '.join(kills)}) temporary files right after each kill={tmps_at_kills} "
+        f"files checked={files_checked} partial files seen=0 tasks redelivered={redelivered} "
+        f"files after the queue was worked off={by_tasks} written by beat's reconcile={n - by_tasks} "
+        f"reconciles completed={reconciles} temporary files after reconcile={len(tmps)} files lost={lost}"
     )
     assert redelivered >= 1, "no task of a killed worker was run again"
-    assert lost == 0 and tmps == []
+    assert reconciles >= 1 and lost == 0 and tmps == []
 
 
 # --- 3. The worklist folder read-only, then full ---------------------------------------------------------
