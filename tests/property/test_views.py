@@ -28,6 +28,7 @@ from .helpers import (
     counted,
     date_strings,
     db_snapshot,
+    future_date_strings,
     ids,
     page_numbers,
     rolled_back,
@@ -392,3 +393,132 @@ def test_adding_a_procedure_in_the_admin(admin, patient, room, data):
             procedure = Procedure.objects.latest("pk")
             room.modality = procedure.modality
             assert_exportable(patient=patient, procedure=procedure, room=room)
+
+
+def order_admin_changes(*, change: bool) -> st.SearchStrategy[dict[str, str]]:
+    """The admin order form (OrderAdminForm) with one to four fields replaced by anything. The start is
+    the admin's split date and time; a change has the status and the cancellation reason too."""
+    fields = {
+        "room": ids(),
+        "scheduled_start_0": st.one_of(date_strings(), future_date_strings()),
+        "scheduled_start_1": st.one_of(
+            st.sampled_from(["", "09:00", "24:00", "9:5", "23:59:59", "25:00:00", "07:00", "16:59"]),
+            st.times().map(lambda t: t.strftime("%H:%M:%S")),
+            texts(8),
+        ),
+        "duration_minutes": st.one_of(
+            st.integers(-(2**40), 2**40).map(str), st.sampled_from(["", "0", "1", "1440", "1e3"]), texts(5)
+        ),
+        "priority": st.one_of(st.sampled_from(["STAT", "ROUTINE", "HIGH", "stat", ""]), texts(10)),
+        "referring_physician": texts(),
+        "requesting_physician": texts(),
+        "reason": texts(),
+        "notes": texts(300),
+        "confirm_patient_overlap": st.sampled_from(["", "on", "False", "garbage"]),
+    }
+    if change:
+        fields["status"] = st.one_of(st.sampled_from(OrderStatus.values), texts(12))
+        fields["cancel_reason"] = st.one_of(st.just("Patient called"), texts(250))
+    else:
+        fields["patient"] = ids()
+        fields["procedure"] = ids()
+    return st.fixed_dictionaries({}, optional=fields).filter(lambda d: 1 <= len(d) <= 4)
+
+
+def valid_order_admin(order: Order | None, patient, procedure, room) -> dict[str, str]:
+    day = (timezone.localdate() + timedelta(days=1)).isoformat()
+    data = {
+        "room": str(room.pk),
+        "scheduled_start_0": day,
+        "scheduled_start_1": "11:00:00",
+        "duration_minutes": "",
+        "priority": "ROUTINE",
+    }
+    if order is None:
+        return {**data, "patient": str(patient.pk), "procedure": str(procedure.pk)}
+    return {**data, "duration_minutes": str(order.duration_minutes), "status": order.status}
+
+
+def check_admin_post(client, url: str, data: dict[str, str]):
+    """Any input: 302 (saved) or the form again with a message at each refused field and nothing saved."""
+    before = db_snapshot()
+    response = client.post(url, data)
+    assert response.status_code in (200, 302), response.status_code
+    if response.status_code == 200:
+        assert_messages_at_fields(_admin_form(response), response.content)
+        assert db_snapshot() == before, "a refused admin change saved something"
+    return response
+
+
+@given(changes=order_admin_changes(change=False))
+@counted
+def test_booking_in_the_admin(admin, patient, procedure, room, changes):
+    with rolled_back():
+        response = check_admin_post(
+            admin,
+            reverse("admin:scheduling_order_add"),
+            {**valid_order_admin(None, patient, procedure, room), **changes},
+        )
+        if response.status_code == 302:
+            assert_exportable(order=Order.objects.latest("pk"))
+
+
+@given(changes=order_admin_changes(change=True))
+@counted
+def test_correcting_an_order_in_the_admin(admin, order, patient, procedure, room, changes):
+    with rolled_back():
+        response = check_admin_post(
+            admin,
+            reverse("admin:scheduling_order_change", args=[order.pk]),
+            {**valid_order_admin(order, patient, procedure, room), **changes},
+        )
+        if response.status_code == 302:
+            changed = Order.objects.get(pk=order.pk)
+            assert changed.status in OrderStatus.values
+            assert_exportable(order=changed)
+
+
+# --- logging in ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def throttled(settings):
+    settings.AXES_ENABLED = True
+    UserFactory(username="nok", roles=[FRONT_DESK])
+
+
+@given(
+    username=st.one_of(st.sampled_from(["nok", " nok ", "NOK", "nok\x00", "", "a" * 151]), texts(160)),
+    password=st.one_of(st.sampled_from(["", " ", "pw-for-tests-", "\x00"]), texts(40)),
+    attempts=st.integers(1, 6),
+)
+@counted
+def test_logging_in_with_anything(client, throttled, username, password, attempts):
+    """Never a server error nor a login: each wrong attempt says why, and axes counts each one that
+    reached the password check, locking the pair out at AXES_FAILURE_LIMIT."""
+    from axes.models import AccessAttempt
+    from django.conf import settings
+
+    limit = settings.AXES_FAILURE_LIMIT
+    with rolled_back():
+        statuses, checked = [], 0
+        for _ in range(attempts):
+            response = client.post(reverse("login"), {"username": username, "password": password})
+            statuses.append(response.status_code)
+            assert "_auth_user_id" not in client.session
+            if response.status_code == 429:
+                assert response.content.strip(), "locked out without a message"
+                continue
+            assert response.status_code == 200, response.status_code
+            form = response.context["form"]
+            assert_messages_at_fields(form, response.content)
+            # Only "__all__" ("enter a correct username and password"): the password was checked.
+            checked += set(form.errors) == {"__all__"}
+
+        failures = sum(AccessAttempt.objects.values_list("failures_since_start", flat=True))
+        if checked:
+            # Locked-out attempts count too: a guesser gains nothing by carrying on.
+            assert failures == attempts
+            assert statuses == [200] * min(attempts, limit - 1) + [429] * max(0, attempts - limit + 1)
+        else:
+            assert failures == 0 and set(statuses) == {200}
