@@ -328,8 +328,6 @@ KILLED_WRITER = textwrap.dedent(
 
         Dataset.save_as = half_then_freeze
         from worklist_export.services import order_sync_worklist
-from worklist_export.tasks import reconcile_worklists, sync_order_worklist
-from worklist_export.writer import file_content_sha256
 
         order_sync_worklist(order_id=order_id)
     else:
