@@ -247,13 +247,15 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 # When the whole worker dies, its unacknowledged tasks stay in Redis and are handed out again once they
 # are older than the visibility timeout. It must exceed the longest task and the longest retry countdown
 # (retry_backoff_max, 5 minutes), or a task still running or waiting is delivered a second time. Workers
-# look for such tasks every tenth of it, at most every 10 s (kombu's own default is every 100 s).
+# look for such tasks every tenth of it, at most every 10 s (kombu's own default is every 100 s). A worker
+# killed while it looks holds the lock of that search until it expires: at most the timeout itself.
 broker_visibility_timeout = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "visibility_timeout": broker_visibility_timeout,
     "unacked_restore_interval": max(1, min(10, broker_visibility_timeout // 10)),
     "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": min(300, broker_visibility_timeout),
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,

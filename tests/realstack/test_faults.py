@@ -524,7 +524,10 @@ def test_the_celery_worker_killed_while_writing_leaves_no_partial_file_and_loses
             if len(names) >= files and tmps:
                 break
             assert proc.poll() is None, logs[-1].read_text()[-3000:]
-            assert time.monotonic() < deadline, f"the worker wrote {len(names)} of {files} files"
+            assert time.monotonic() < deadline, (
+                f"the worker wrote {len(names)} of {files} files; queued={broker.llen('celery')} "
+                f"unacked={broker.zcard('unacked_index')} restore lock ttl={broker.ttl('unacked_mutex')}"
+            )
             time.sleep(0.001)
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
