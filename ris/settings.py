@@ -163,6 +163,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The clerk's language and the site's look rather than axes' one-line English text.
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 RIS_PROXY_COUNT = env.int("RIS_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
 AXES_CLIENT_IP_CALLABLE = "ris.proxy.client_ip"
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
@@ -576,3 +577,20 @@ def test_without_a_proxy_the_forwarded_header_is_not_believed(client, axes_on):
     ]
 
     assert statuses[-2:] == [429, 429]
+
+
+def test_a_locked_out_clerk_is_told_in_thai_how_long_to_wait(client, axes_on):
+    from django.utils import translation
+
+    UserFactory(username="nok", roles=[FRONT_DESK])
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "th"
+    try:
+        for _ in range(6):
+            response = client.post(reverse("login"), {"username": "nok", "password": "wrong-password"})
+    finally:
+        translation.deactivate()
+
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "บัญชีถูกล็อกชั่วคราว" in page
+    assert "ลองใหม่ในอีก 15 นาที" in page
