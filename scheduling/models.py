@@ -246,7 +246,9 @@ class Procedure(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.modality} {self.code_meaning} ({self.code_value})"
+        # "CT Head without contrast (CTHEAD)", not "CT CT Head ...": most names already start with it.
+        prefix = "" if self.code_meaning.upper().startswith(f"{self.modality} ") else f"{self.modality} "
+        return f"{prefix}{self.code_meaning} ({self.code_value})"
 
 
 class Room(models.Model):

@@ -36,3 +36,17 @@ def test_schedule_groups_orders_by_room(patient, procedure, room, user, tomorrow
     )
     schedule = dict(selectors.schedule_for_day(day=tomorrow_at(9).date()))
     assert [o.pk for o in schedule[room]] == [order.pk]
+
+
+@pytest.mark.parametrize(
+    "modality, meaning, shown",
+    [
+        ("CT", "CT Head without contrast", "CT Head without contrast (P1)"),
+        ("US", "Abdomen", "US Abdomen (P1)"),
+        ("MR", "MRI knee", "MR MRI knee (P1)"),
+    ],
+)
+def test_a_procedure_reads_with_its_modality_once(modality, meaning, shown):
+    from scheduling.models import Procedure
+
+    assert str(Procedure(modality=modality, code_meaning=meaning, code_value="P1")) == shown
