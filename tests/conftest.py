@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from scheduling.roles import FRONT_DESK, TECHNOLOGIST
-from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory, UserFactory
 
 
 @pytest.fixture
@@ -53,3 +53,16 @@ def compiled_messages():
         if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
             call_command("compilemessages", "--ignore=.venv", verbosity=0)
             break
+
+
+@pytest.fixture
+def order(patient, procedure, room, user, tomorrow_at):
+    """A scheduled order for tomorrow 09:00 with a fixed accession number."""
+    return OrderFactory(
+        accession_number="26010100001",
+        patient=patient,
+        procedure=procedure,
+        room=room,
+        scheduled_start=tomorrow_at(9),
+        booked_by=user,
+    )

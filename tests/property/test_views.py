@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from mwl_server.query import QueryResult, query_targets
 from scheduling.models import Modality, Order, OrderStatus, Patient
 from scheduling.roles import ADMIN, FRONT_DESK
-from tests.factories import OrderFactory, UserFactory
+from tests.factories import UserFactory
 
 from .helpers import (
     assert_exportable,
@@ -57,18 +57,6 @@ def clerk(client):
 def admin(client):
     client.force_login(UserFactory(username="prop-admin", roles=[ADMIN]))
     return client
-
-
-@pytest.fixture
-def order(patient, procedure, room, user, tomorrow_at):
-    return OrderFactory(
-        accession_number="26010100001",
-        patient=patient,
-        procedure=procedure,
-        room=room,
-        scheduled_start=tomorrow_at(9),
-        booked_by=user,
-    )
 
 
 # A change to any of these can move the exam's start: the booking service then answers at the slot

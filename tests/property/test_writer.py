@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduling.models import Order
-from tests.factories import OrderFactory
 from worklist_export.services import order_sync_worklist
 from worklist_export.writer import (
     EXTENSION,
@@ -118,15 +117,3 @@ def test_an_order_file_never_lands_outside_the_folder(settings, sandbox, order, 
             assert path in written
             assert path.name.endswith(EXTENSION) and not path.name.startswith(".")
     assert_nothing_outside(sandbox)
-
-
-@pytest.fixture
-def order(patient, procedure, room, user, tomorrow_at):
-    return OrderFactory(
-        accession_number="26010100001",
-        patient=patient,
-        procedure=procedure,
-        room=room,
-        scheduled_start=tomorrow_at(9),
-        booked_by=user,
-    )

@@ -13,18 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def order(patient, procedure, room, user, tomorrow_at):
-    return OrderFactory(
-        accession_number="26010100001",
-        patient=patient,
-        procedure=procedure,
-        room=room,
-        scheduled_start=tomorrow_at(9),
-        booked_by=user,
-    )
-
-
-@pytest.fixture
 def later_order(procedure, room, user, tomorrow_at):
     return OrderFactory(
         accession_number="26010100002",
