@@ -721,8 +721,8 @@ figures move from run to run. Re-run `make bench` to refresh this file.
 **Machine:** {machine["nproc"]} CPUs ({machine["cpu"]}), {machine["ram"]} RAM, {machine["os"]}.
 **CPU yardstick** (a 10-million-step Python loop): {machine["yardstick"][0]:.2f} s before the run,
 {machine["yardstick"][1]:.2f} s after it. Compare it across runs: the absolute CPU figures below scale
-with it. The disk's speed moves on its own: see "create + write a file" in the export breakdown (0.12 ms
-at a quiet moment of this machine, 0.26 ms and more at a busy one), which the export figures follow.
+with it. The disk's speed moves on its own: see "create + write a file" in the export breakdown (from 0.02 ms
+to 0.26 ms across runs on this machine), which the export figures follow.
 **Versions:** Python {machine["python"]}, Django {machine["django"]}, pydicom {machine["pydicom"]},
 Celery {machine["celery"]}, gunicorn {machine["gunicorn"]}, PostgreSQL {machine["postgresql"]},
 Redis {machine["redis"]}, DCMTK {machine["dcmtk"]}.
