@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mwl_server.forms import ModalityQueryForm
 from scheduling.forms import (
+    PATIENT_FIELDS,
     BookingForm,
     CancelForm,
     OrderDetailsForm,
@@ -37,21 +38,9 @@ from .helpers import (
 
 pytestmark = pytest.mark.django_db
 
-PATIENT_TEXT_FIELDS = (
-    "mrn",
-    "issuer",
-    "name_prefix",
-    "given_name",
-    "middle_name",
-    "family_name",
-    "name_suffix",
-    "romanized_given_name",
-    "romanized_middle_name",
-    "romanized_family_name",
-    "phone",
-    "address",
-    "allergies",
-    "medical_alerts",
+# Every free-text field of the patient form (the form's own list, less its dates and choices).
+PATIENT_TEXT_FIELDS = tuple(
+    name for name in PATIENT_FIELDS if name not in ("birth_date", "sex", "weight_kg", "pregnancy_status")
 )
 
 
