@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_DEBUG ?= 1
 
-.PHONY: run test test-fast install migrate seed lint format messages bench clean
+.PHONY: run test test-fast test-peers install migrate seed lint format messages bench mutate clean
 
 # requirements-dev.txt includes requirements.txt: a change to either reinstalls.
 $(BIN)/activate: requirements.txt requirements-dev.txt
@@ -36,11 +36,16 @@ run: migrate messages
 	$(BIN)/python manage.py export_worklists --every 60 --stop-with-parent & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The real peers of the test tiers (dcmtk, Orthanc, Chromium, PostgreSQL, Redis...): as root, installed
+# and started when missing (a fast no-op when all is there); otherwise the command to run is printed.
+test-peers:
+	scripts/test-peers
+
 # The default suite, then the real-stack tier (PostgreSQL, Redis, a Celery worker and beat) in its own
 # run with its own settings. The tier skips when those services do not answer, except under CI=true.
-test: install messages
-	$(BIN)/pytest -m "not realstack"
-	$(BIN)/pytest -m realstack --ds=ris.settings_realstack tests/realstack
+test: test-peers install messages
+	$(BIN)/pytest --create-db -m "not realstack"
+	$(BIN)/pytest --create-db -m realstack --ds=ris.settings_realstack tests/realstack
 
 test-fast: install
 	$(BIN)/pytest -m "not interop and not realstack and not e2e"

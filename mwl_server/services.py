@@ -19,7 +19,7 @@ from django.utils import timezone
 from pydicom.dataset import Dataset
 
 from scheduling import services as scheduling
-from scheduling.models import Order, OrderStatus, Room
+from scheduling.models import ACTIVE_STATUSES, Order, OrderStatus, Room
 from scheduling.selectors import day_bounds
 from worklist_export.dataset import ExportError, order_dataset
 from worklist_export.services import worklist_orders
@@ -236,7 +236,7 @@ def mpps_create(
         if PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).exists():
             raise DicomFailure(DUPLICATE_SOP_INSTANCE, f"MPPS {sop_instance_uid} already exists")
         order = _order_for(attributes)
-        if order.status not in (OrderStatus.SCHEDULED, OrderStatus.ARRIVED, OrderStatus.IN_PROGRESS):
+        if order.status not in ACTIVE_STATUSES:
             raise DicomFailure(
                 PROCESSING_FAILURE,
                 f"order {order.accession_number} is {order.get_status_display().lower()}; it cannot start",

@@ -1,9 +1,14 @@
-"""Settings for the RIS, read from the environment (django-environ).
+"""Settings for the RIS: one module, read from the environment (django-environ), in three sections.
 
-The embedded default (no environment at all) is a laptop set-up: SQLite in var/, tasks run in-process.
-A department sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis) and the production variables
-listed in .env.example. With DJANGO_DEBUG off, SECRET_KEY and ALLOWED_HOSTS have no defaults: the app
-refuses to start without them rather than run with a guessable key.
+1. Reading the environment: the one file read besides the environment (.env), when, and which wins.
+2. Development and production: DJANGO_DEBUG and every setting that changes with it. Nothing after this
+   section looks at DEBUG, so what differs between a laptop and a department is all in one place.
+3. The same in development and production: apps, database, login, scheduling, worklist export, Celery,
+   logging, and the built-in DICOM server.
+
+With DJANGO_DEBUG=1 (`make` sets it) and nothing else this is a laptop set-up: SQLite in var/, tasks run
+in-process. A department leaves DJANGO_DEBUG off and sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL
+(Redis) and the production variables listed in .env.example.
 """
 
 from datetime import timedelta
@@ -16,18 +21,37 @@ from django.utils.translation import gettext_lazy
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
+# ======================================================================================================
+# Reading the environment
+# ======================================================================================================
+# Every setting below is read from an environment variable, its default beside it. One file fills in
+# what the environment leaves unset: .env beside manage.py (BASE_DIR / ".env"), loaded here, once, at
+# import, before any setting is read, and only if it exists. A variable set in the real environment
+# always wins over the same line in .env (overwrite=False). No other file is read.
+# RIS_IGNORE_DOTENV=1 skips .env. It only counts in the real environment, since it is read before the
+# file: the test settings set it so a deployer's .env never leaks into a test run.
 env = environ.Env()
 env_file = BASE_DIR / ".env"
-# The test settings set RIS_IGNORE_DOTENV so a deployer's .env never leaks into a test run.
 if env_file.exists() and not env.bool("RIS_IGNORE_DOTENV", default=False):
-    env.read_env(str(env_file))
+    env.read_env(str(env_file), overwrite=False)
 
+# ======================================================================================================
+# Development and production: everything DJANGO_DEBUG changes
+# ======================================================================================================
+# Off (the default) is production; on is the laptop set-up of `make run` and the tests. Nothing after
+# this section reads DEBUG (tests/deploy/test_settings.py checks), so a new difference goes here.
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 if DEBUG:
+    # --- Development (DJANGO_DEBUG on) ---------------------------------------------------------------
+    # A public key and local host names, so `make run` needs no other variable. Static files keep
+    # Django's plain storage, served from static/ as they are: no collectstatic step.
     SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production")
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 else:
+    # --- Production (DJANGO_DEBUG off) ---------------------------------------------------------------
+    # No default for the key or the host names: the app refuses to start without them rather than run
+    # with a guessable key.
     try:
         SECRET_KEY = env("DJANGO_SECRET_KEY")
         ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
@@ -46,28 +70,46 @@ else:
             "DJANGO_ALLOWED_HOSTS is empty. Production (DJANGO_DEBUG off) needs the host names the app "
             "is reached by, comma-separated (e.g. ris.example.org); see .env.example."
         )
+    # Hashed, pre-compressed files served by WhiteNoise with far-future caching; needs `collectstatic`
+    # (the Docker image runs it at build time).
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "ris.storage.StaticFilesStorage"},
+    }
 
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
-
-# --- HTTPS and the reverse proxy ----------------------------------------------------------------
+# --- HTTPS and the reverse proxy: on in production, off in development --------------------------------
+# Each default follows DJANGO_DEBUG, and each has its own variable to override it either way.
 # In production the app sits behind a TLS-terminating reverse proxy (nginx, Traefik, a load balancer)
-# that sets X-Forwarded-Proto and X-Forwarded-Host. Trust those headers only behind such a proxy: a
-# client talking to gunicorn directly could otherwise claim to be on HTTPS or on another host.
+# that sets X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-For. Trust those headers only behind
+# such a proxy: a client talking to gunicorn directly could otherwise claim to be on HTTPS, on another
+# host or at another address.
+# Trust X-Forwarded-Proto: a request that reached the proxy over HTTPS counts as secure.
 BEHIND_PROXY = env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=not DEBUG)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies append the caller's address to X-Forwarded-For: 1 behind the proxy, else 0 (the
+# connection's own address). The login throttle keys on that address; see "Login throttling" below.
+RIS_PROXY_COUNT = env.int("RIS_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
+# Trust X-Forwarded-Host: redirects and the CSRF origin check use the host the client asked the proxy for.
 USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", default=not DEBUG)
+# Redirect http:// to https://, except container and load-balancer health probes, which speak plain
+# HTTP to the app itself.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
-# Container and load-balancer health probes speak plain HTTP to the app itself.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# The session and CSRF cookies are sent over HTTPS only.
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
 # HSTS tells browsers to refuse plain HTTP for this host for that many seconds, and it cannot be taken
 # back before it expires. The default is one hour so a misconfigured first deployment recovers quickly;
 # raise it (31536000, a year) once HTTPS is known to work. 0 turns HSTS off.
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+# HSTS covers every subdomain too, and the host may be submitted to the browsers' preload list.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+
+# ======================================================================================================
+# The same in development and production
+# ======================================================================================================
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -83,6 +125,8 @@ INSTALLED_APPS = [
     "simple_history",
     "scheduling",
     "worklist_export",
+    # The built-in DICOM server; its settings are in the last section.
+    "mwl_server",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +168,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "ris.wsgi.application"
 
+# Origins allowed to POST forms besides the app's own, with scheme: needed when the proxy's public
+# origin differs from the Host the app sees (a non-standard port, say).
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ris.sqlite3'}"),
 }
@@ -152,9 +200,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # Behind the reverse proxy REMOTE_ADDR is the proxy's for every client, which would make the key the
 # username alone: anyone typing wrong passwords for a clerk's username would lock that clerk out at
 # every desk. So the address is the one the proxy appends to X-Forwarded-For, with RIS_PROXY_COUNT
-# proxies in front of gunicorn: by default 1 when DJANGO_SECURE_PROXY_SSL_HEADER says there is a
-# proxy, else 0 (REMOTE_ADDR). ris/proxy.py holds the rule; axes' AXES_IPWARE_* settings would need
-# django-ipware, which is not installed, and would do nothing without it.
+# proxies in front of gunicorn (set with the proxy, in the production section: 1 behind the proxy, else
+# 0, REMOTE_ADDR). ris/proxy.py holds the rule; axes' AXES_IPWARE_* settings would need django-ipware,
+# which is not installed, and would do nothing without it.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -165,7 +213,6 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The clerk's language and the site's look rather than axes' one-line English text.
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
-RIS_PROXY_COUNT = env.int("RIS_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
 AXES_CLIENT_IP_CALLABLE = "ris.proxy.client_ip"
 
 # The admin shows each patient's and order's history, but never restores an old version: that would
@@ -187,15 +234,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Production serves them hashed and compressed (STORAGES, in the production section above).
 STATIC_ROOT = env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
-
-if not DEBUG:
-    # Hashed, pre-compressed files served by WhiteNoise with far-future caching; needs `collectstatic`
-    # (the Docker image runs it at build time). DEBUG keeps the plain storage so no build step is needed.
-    STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "ris.storage.StaticFilesStorage"},
-    }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -290,9 +330,8 @@ LOGGING = {
 }
 
 # --- Built-in DICOM server (mwl_server: `manage.py serve_dicom`) ----------------------------------
-# Added by the mwl_server app. One listener answers Modality Worklist C-FIND from the database, takes
-# MPPS (N-CREATE / N-SET) from the scanners and answers C-ECHO.
-INSTALLED_APPS = [*INSTALLED_APPS, "mwl_server"]
+# One listener answers Modality Worklist C-FIND from the database, takes MPPS (N-CREATE / N-SET) from
+# the scanners and answers C-ECHO.
 DICOM_SERVER_AE = env("DICOM_SERVER_AE", default="RISMWL")
 DICOM_SERVER_PORT = env.int("DICOM_SERVER_PORT", default=11112)
 # DICOM cannot be bound to one interface per peer; firewall the port to the modality network.

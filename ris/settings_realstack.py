@@ -16,7 +16,7 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("WORKLIST_DIR", tempfile.mkdtemp(prefix="ris-realstack-worklists-"))
 os.environ.setdefault("WORKLIST_LAYOUT", "orthanc")
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en"

@@ -6,7 +6,7 @@ import tempfile
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ["RIS_IGNORE_DOTENV"] = "1"
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if "DATABASE_URL" not in os.environ:

@@ -12,15 +12,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
-from .forms import PATIENT_FIELDS, PatientForm, add_service_error
+from . import rules, services
+from .forms import PATIENT_FIELDS, PatientForm, add_problems
 from .models import AccessionCounter, OpeningHours, Order, Patient, Procedure, Room
 from .roles import ROLES
 
@@ -110,16 +108,15 @@ class RoomAdmin(admin.ModelAdmin):
 
 
 class OrderAdminForm(forms.ModelForm):
-    """Writes through the order services during validation, so a refusal becomes a form error.
+    """Checks an admin's booking or correction against the booking rules; writes nothing.
 
-    The admin wraps the whole request in a transaction; the services run inside a savepoint of their
-    own here, which is rolled back when one of several changes is refused.
+    `clean()` runs the same checks as the front desk (rules.py) and puts each problem at its field;
+    OrderAdmin.save_model then writes through the services, which check again with the rows locked.
     """
 
     confirm_patient_overlap = forms.BooleanField(
         label=_("Book anyway if the patient has an overlapping exam"), required=False
     )
-    user = None  # set per request by OrderAdmin.get_form
 
     class Meta:
         model = Order
@@ -132,54 +129,75 @@ class OrderAdminForm(forms.ModelForm):
             self.fields["duration_minutes"].help_text = _("Empty: the procedure's default duration.")
 
     def _get_validation_exclusions(self) -> set[str]:
-        # Status changes are checked by order_transition, whose message ("Give a reason for the
+        # Status changes are checked by rules.check_transition, whose message ("Give a reason for the
         # cancellation.") beats the model's generic "Constraint ... is violated".
         return {*super()._get_validation_exclusions(), "status"}
 
-    def _post_clean(self) -> None:
-        super()._post_clean()
-        if self._errors:
-            return
-        try:
-            with transaction.atomic():
-                self.instance = self._write() if self.instance.pk else self._book()
-        except ValidationError:
-            pass  # already on the form; the savepoint rollback undid any earlier step
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if self.instance.pk is None:
+            procedure = cleaned["procedure"]
+            problems = rules.check_booking(
+                patient=cleaned["patient"],
+                procedure=procedure,
+                room=cleaned["room"],
+                start=cleaned["scheduled_start"],
+                duration_minutes=cleaned["duration_minutes"] or procedure.default_duration,
+                confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+            )
+        else:
+            problems = self._change_problems(cleaned)
+        add_problems(self, problems, {"start": "scheduled_start", "reason": "cancel_reason"})
+        return cleaned
 
-    def _call(self, service, field_map: dict[str, str], **kwargs: Any) -> Order:
-        try:
-            return service(user=self.user, **kwargs)
-        except ValidationError as error:
-            add_service_error(self, error, field_map)
-            raise
+    def _change_problems(self, cleaned: dict[str, Any]) -> list[rules.Problem]:
+        """The rules of each change the admin made, checked against the order as saved."""
+        saved = Order.objects.select_related("patient", "procedure", "room").get(pk=self.instance.pk)
+        changed = set(self.changed_data)
+        problems: list[rules.Problem] = []
+        if changed & set(SCHEDULE_FIELDS):
+            problems += rules.check_reschedule(
+                order=saved,
+                start=cleaned["scheduled_start"],
+                room=cleaned["room"],
+                duration_minutes=cleaned["duration_minutes"],
+                confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+            )
+        if changed & set(services.ORDER_DETAIL_FIELDS):
+            problems += rules.check_editable(order=saved)
+        if "status" in changed:
+            problems += rules.check_transition(
+                order=saved, to=cleaned["status"], reason=cleaned.get("cancel_reason", "")
+            )
+        return problems
 
-    def _book(self) -> Order:
+    def order_write(self, *, user: AbstractBaseUser) -> Order:
+        """The checked changes, written through the services (OrderAdmin.save_model calls this)."""
         data = self.cleaned_data
-        return self._call(
-            services.order_book,
-            {"start": "scheduled_start"},
-            start=data["scheduled_start"],
-            **{
-                name: data[name]
-                for name in (
-                    "patient",
-                    "procedure",
-                    "room",
-                    "duration_minutes",
-                    "confirm_patient_overlap",
-                    *services.ORDER_DETAIL_FIELDS,
-                )
-            },
-        )
-
-    def _write(self) -> Order:
-        data, changed = self.cleaned_data, set(self.changed_data)
+        if self.instance.pk is None:
+            return services.order_book(
+                user=user,
+                start=data["scheduled_start"],
+                **{
+                    name: data[name]
+                    for name in (
+                        "patient",
+                        "procedure",
+                        "room",
+                        "duration_minutes",
+                        "confirm_patient_overlap",
+                        *services.ORDER_DETAIL_FIELDS,
+                    )
+                },
+            )
+        changed = set(self.changed_data)
         order = Order.objects.get(pk=self.instance.pk)
         if changed & set(SCHEDULE_FIELDS):
-            order = self._call(
-                services.order_reschedule,
-                {"start": "scheduled_start"},
+            order = services.order_reschedule(
                 order=order,
+                user=user,
                 start=data["scheduled_start"],
                 room=data["room"],
                 duration_minutes=data["duration_minutes"],
@@ -187,14 +205,10 @@ class OrderAdminForm(forms.ModelForm):
             )
         details = {name: data[name] for name in services.ORDER_DETAIL_FIELDS if name in changed}
         if details:
-            order = self._call(services.order_update_details, {}, order=order, **details)
+            order = services.order_update_details(order=order, user=user, **details)
         if "status" in changed:
-            order = self._call(
-                services.order_transition,
-                {"reason": "cancel_reason"},
-                order=order,
-                to=data["status"],
-                reason=data.get("cancel_reason", ""),
+            order = services.order_transition(
+                order=order, user=user, to=data["status"], reason=data.get("cancel_reason", "")
             )
         return order
 
@@ -237,13 +251,12 @@ class OrderAdmin(SimpleHistoryAdmin):
             return ()
         return (*ORDER_IDENTIFIERS, "patient", "procedure")
 
-    def get_form(self, request: HttpRequest, obj: Order | None = None, change: bool = False, **kwargs: Any):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"user": request.user})
-
-    def save_model(self, request: HttpRequest, obj: Order, form: forms.ModelForm, change: bool) -> None:
-        # OrderAdminForm has already written the order through the services.
-        pass
+    def save_model(self, request: HttpRequest, obj: Order, form: OrderAdminForm, change: bool) -> None:
+        # Through the services, as from the front desk. The admin's transaction is still open: should
+        # the locked re-check refuse (someone took the slot since clean()), nothing of the change stays.
+        order = form.order_write(user=request.user)
+        obj.pk = order.pk
+        form.instance = order
 
     def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         # Orders are cancelled, never deleted: the worklist and the audit trail must see it.

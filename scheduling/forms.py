@@ -16,7 +16,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import selectors
+from . import rules, selectors
 from .models import Modality, Order, OrderStatus, Patient, Procedure, Room
 from .services import ORDER_DETAIL_FIELDS
 from .validators import validate_calendar_date
@@ -60,6 +60,18 @@ def ask_confirmation(form: forms.Form, field: str, warning: ValidationError) -> 
     """Show a warning the clerk may override, and the checkbox to override it with."""
     form.add_error(None, warning)
     form.fields[field].widget = forms.CheckboxInput()
+
+
+def add_problems(form: forms.Form, problems: list[rules.Problem], field_map: Mapping[str, str] = {}) -> None:  # noqa: B006
+    """Show the problems a rules check found: each at its field (through `field_map`), else on top; a
+    warning with the checkbox that confirms it."""
+    for problem in problems:
+        error = ValidationError(problem.message, code=problem.code)
+        if problem.confirm and problem.confirm in form.fields:
+            ask_confirmation(form, problem.confirm, error)
+            continue
+        name = field_map.get(problem.field, problem.field) if problem.field else None
+        form.add_error(name if name in form.fields else None, error)
 
 
 def _confirm_field(label: str) -> forms.BooleanField:
@@ -224,6 +236,16 @@ class BookingForm(SlotFormMixin, forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         self._start(cleaned)
+        if not self.errors and "start" in cleaned:
+            problems = rules.check_booking(
+                patient=cleaned["patient"],
+                procedure=cleaned["procedure"],
+                room=cleaned["room"],
+                start=cleaned["start"],
+                duration_minutes=cleaned["procedure"].default_duration,
+                confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+            )
+            add_problems(self, problems, BOOKING_ERROR_FIELDS)
         return cleaned
 
     def booking_fields(self) -> dict[str, Any]:
@@ -250,6 +272,14 @@ class RescheduleForm(SlotFormMixin, forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         self._start(cleaned)
+        if not self.errors and "start" in cleaned:
+            problems = rules.check_reschedule(
+                order=self.order,
+                start=cleaned["start"],
+                room=cleaned["room"],
+                confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+            )
+            add_problems(self, problems, BOOKING_ERROR_FIELDS)
         return cleaned
 
 
@@ -271,13 +301,32 @@ class OrderDetailsForm(forms.ModelForm):
         fields = ORDER_DETAIL_FIELDS
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            add_problems(self, rules.check_editable(order=self.instance))
+        return cleaned
+
 
 class CancelForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason for cancellation"),
-        max_length=200,
+        max_length=rules.REASON_MAX,
         error_messages={"required": _("Give a reason for the cancellation.")},
     )
+
+    def __init__(self, *args: Any, order: Order | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order = order  # None on the day board, which renders one form for every block
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.order is not None and not self.errors:
+            problems = rules.check_transition(
+                order=self.order, to=OrderStatus.CANCELLED, reason=cleaned["reason"]
+            )
+            add_problems(self, problems)
+        return cleaned
 
 
 class OrderFilterForm(BootstrapInputsMixin, forms.Form):

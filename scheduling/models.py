@@ -5,7 +5,7 @@ SH 16, LO 64, PN 64 per component group, CS 16, AE 16. Validating here means a c
 at the field, not a modality that silently drops the worklist item.
 """
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from . import validators
+from .dicom import LATIN1, PN_GROUP_MAX, charset_codec, fits_charset, person_name, unencodable
 
 
 class Sex(models.TextChoices):
@@ -50,22 +51,6 @@ class CharacterSet(models.TextChoices):
     UTF8 = "ISO_IR 192", _("Unicode UTF-8 (ISO_IR 192)")
     LATIN1 = "ISO_IR 100", _("Latin-1 (ISO_IR 100)")
     THAI = "ISO_IR 166", _("Thai TIS-620 (ISO_IR 166)")
-
-
-# DICOM PN: at most 64 characters per component group (MWL-NOTES section 2).
-PN_GROUP_MAX = 64
-
-
-def _encodes(text: str, encoding: str) -> bool:
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _is_latin1(text: str) -> bool:
-    return _encodes(text, "latin-1")
 
 
 class Patient(models.Model):
@@ -180,17 +165,19 @@ class Patient(models.Model):
     @property
     def dicom_name(self) -> str:
         """The name as a DICOM PN component group: family^given^middle^prefix^suffix."""
-        parts = (self.family_name, self.given_name, self.middle_name, self.name_prefix, self.name_suffix)
-        return "^".join(p.strip() for p in parts).rstrip("^")
+        return person_name(
+            self.family_name, self.given_name, self.middle_name, self.name_prefix, self.name_suffix
+        )
 
     @property
     def dicom_romanized_name(self) -> str:
         """The romanised group a Latin-1 station gets: prefix and suffix only when they are Latin-1."""
         if not self.has_romanized_name:
             return ""
-        extras = [p if _is_latin1(p) else "" for p in (self.name_prefix, self.name_suffix)]
-        parts = (self.romanized_family_name, self.romanized_given_name, self.romanized_middle_name, *extras)
-        return "^".join(p.strip() for p in parts).rstrip("^")
+        extras = [p if fits_charset(p, LATIN1) else "" for p in (self.name_prefix, self.name_suffix)]
+        return person_name(
+            self.romanized_family_name, self.romanized_given_name, self.romanized_middle_name, *extras
+        )
 
     @property
     def display_name(self) -> str:
@@ -295,15 +282,11 @@ class Room(models.Model):
     def clean(self) -> None:
         # These two go into every worklist item of the room, in the room's character set: a letter the
         # set cannot hold would fail every export from this room.
-        from pydicom.charset import python_encoding
-
-        encoding = python_encoding.get(self.worklist_charset)
-        if encoding is None:
+        if charset_codec(self.worklist_charset) is None:
             return  # not a choice: the field itself says so
         errors = {}
         for name in ("station_name", "location"):
-            value = getattr(self, name)
-            bad = sorted({ch for ch in value if not _encodes(ch, encoding)})
+            bad = unencodable(getattr(self, name), self.worklist_charset)
             if bad:
                 errors[name] = ValidationError(
                     _(
@@ -316,10 +299,20 @@ class Room(models.Model):
             raise ValidationError(errors)
 
     def hours_for(self, weekday: int) -> "OpeningHours | None":
+        """The room's opening hours on `weekday` (0 Monday), or None when it is closed that day.
+
+        The one way opening hours are looked up, by the booking rules, the free slots and the day board:
+        it reads the room's few rows once (or uses them when prefetched) rather than a query per question.
+        """
         for hours in self.opening_hours.all():
             if hours.weekday == weekday:
                 return hours
         return None
+
+    def open_span(self, day: date) -> "tuple[datetime, datetime] | None":
+        """When the room opens and closes on `day`, as aware datetimes in the clinic's time zone."""
+        hours = self.hours_for(day.weekday())
+        return None if hours is None else hours.span_on(day)
 
 
 class Weekday(models.IntegerChoices):
@@ -352,6 +345,14 @@ class OpeningHours(models.Model):
     def __str__(self) -> str:
         return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
 
+    def span_on(self, day: date) -> tuple[datetime, datetime]:
+        """Opening and closing on `day` (which falls on this weekday), aware, in the clinic's time zone."""
+        tz = timezone.get_current_timezone()
+        return (
+            timezone.make_aware(datetime.combine(day, self.opens), tz),
+            timezone.make_aware(datetime.combine(day, self.closes), tz),
+        )
+
 
 class Priority(models.TextChoices):
     STAT = "STAT", _("STAT")
@@ -371,6 +372,18 @@ class OrderStatus(models.TextChoices):
 
 # The statuses in which an order belongs on a scanner's worklist.
 ACTIVE_STATUSES = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED, OrderStatus.IN_PROGRESS)
+
+
+class OrderQuerySet(models.QuerySet):
+    def overlapping(self, start: datetime, end: datetime) -> "OrderQuerySet":
+        """Orders holding any part of [start, end): every status but cancelled keeps its time.
+
+        The one overlap rule, used by the booking check (room taken, patient busy) and the free slots.
+        Back to back is not an overlap: an exam ending at 09:15 leaves 09:15 free.
+        """
+        return self.filter(scheduled_start__lt=end, scheduled_end__gt=start).exclude(
+            status=OrderStatus.CANCELLED
+        )
 
 
 class AccessionCounter(models.Model):
@@ -429,6 +442,8 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Audit trail, shown on the order page: who booked, moved, changed or cancelled it, and when.
     history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    objects = OrderQuerySet.as_manager()
 
     class Meta:
         ordering = ["scheduled_start"]

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import OpeningHours, Order, OrderStatus, Patient, Room
+from .models import OpeningHours, Order, Patient, Room
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -28,17 +28,13 @@ def room_free_slots(
     Slots step by RIS_SLOT_MINUTES from the room's opening time, end by closing time, skip times already
     past and any overlap with a non-cancelled order (other than `exclude`, the order being rescheduled).
     """
-    hours = room.opening_hours.filter(weekday=day.weekday()).first()
-    if hours is None:
+    span = room.open_span(day)
+    if span is None:
         return []
-    tz = timezone.get_current_timezone()
-    opens = timezone.make_aware(datetime.combine(day, hours.opens), tz)
-    closes = timezone.make_aware(datetime.combine(day, hours.closes), tz)
+    opens, closes = span
     length = timedelta(minutes=duration_minutes)
     step = timedelta(minutes=settings.RIS_SLOT_MINUTES)
-    busy = Order.objects.filter(room=room, scheduled_start__lt=closes, scheduled_end__gt=opens).exclude(
-        status=OrderStatus.CANCELLED
-    )
+    busy = Order.objects.overlapping(opens, closes).filter(room=room)
     if exclude is not None:
         busy = busy.exclude(pk=exclude.pk)
     taken = sorted(busy.values_list("scheduled_start", "scheduled_end"))
@@ -173,9 +169,7 @@ class DayBoard:
 def _open_span(day: date, hours: OpeningHours | None, minutes) -> dict[str, int]:
     if hours is None:
         return {}
-    tz = timezone.get_current_timezone()
-    opens = minutes(timezone.make_aware(datetime.combine(day, hours.opens), tz))
-    closes = minutes(timezone.make_aware(datetime.combine(day, hours.closes), tz))
+    opens, closes = (minutes(moment) for moment in hours.span_on(day))
     return {"open_top": opens, "open_height": closes - opens}
 
 
@@ -185,14 +179,12 @@ def day_board(*, day: date) -> DayBoard:
     Three queries whatever the number of orders (orders with their patient, procedure and room; rooms;
     opening hours). The grid also stretches to cover an exam booked outside today's opening hours.
     """
-    tz = timezone.get_current_timezone()
     midnight = day_bounds(day)[1]
     columns, bounds = [], []
     for room, orders in schedule_for_day(day=day):
         hours = room.hours_for(day.weekday())
         if hours is not None:
-            bounds.append(timezone.make_aware(datetime.combine(day, hours.opens), tz))
-            bounds.append(timezone.make_aware(datetime.combine(day, hours.closes), tz))
+            bounds += hours.span_on(day)
         if orders:
             # Orders come sorted by start; the latest end may belong to any of them.
             bounds += [orders[0].scheduled_start, min(max(o.scheduled_end for o in orders), midnight)]

@@ -1,27 +1,32 @@
 """Workflows that change patients and orders. Views, the admin, tasks and commands call these; none
 re-implements a rule.
 
-Every service raises django.core.exceptions.ValidationError with a message keyed by the form field the
+The rules themselves are checks in rules.py, which write nothing: the forms call them to show problems
+at their fields, and each service here calls them again inside its transaction, with the rows locked,
+before it writes. Every service raises django.core.exceptions.ValidationError with a message keyed by the form field the
 clerk can fix ("start", "room", "procedure", ...), so a view can put it next to that field. Writes happen
 inside one transaction: a refused booking leaves nothing behind. The worklist file is written after commit.
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from pydicom.uid import generate_uid
 
+from . import rules
 from .models import (
+    ACTIVE_STATUSES,
     AccessionCounter,
     Order,
     OrderStatus,
@@ -31,29 +36,16 @@ from .models import (
     Room,
 )
 
-
-class PatientOverlapWarning(ValidationError):
-    """The patient already has an exam at an overlapping time: allowed only when the clerk confirms."""
+# The rules' names the callers of the services know them by (the views, the admin, the MPPS handler).
+PatientOverlapWarning = rules.PatientOverlapWarning
+TRANSITIONS = rules.TRANSITIONS
+RESCHEDULABLE = rules.RESCHEDULABLE
+EDITABLE = rules.EDITABLE
+DISCONTINUABLE = rules.DISCONTINUABLE
 
 
 class DuplicatePatientWarning(ValidationError):
     """A patient with the same name and birth date exists: registered only when the clerk confirms."""
-
-
-# Which status an order may move to from each status. Anything else is refused with a message.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    OrderStatus.SCHEDULED: (OrderStatus.ARRIVED, OrderStatus.CANCELLED),
-    OrderStatus.ARRIVED: (OrderStatus.IN_PROGRESS, OrderStatus.CANCELLED),
-    OrderStatus.IN_PROGRESS: (OrderStatus.COMPLETED,),
-    OrderStatus.COMPLETED: (),
-    OrderStatus.CANCELLED: (),
-}
-
-# Not in TRANSITIONS on purpose: the order pages derive their buttons from TRANSITIONS, and going back
-# from IN_PROGRESS to ARRIVED is the modality's call (MPPS DISCONTINUED), made through order_discontinue.
-DISCONTINUABLE = (OrderStatus.IN_PROGRESS,)
-RESCHEDULABLE = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED)
-EDITABLE = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED, OrderStatus.IN_PROGRESS)
 
 
 # --- identifiers ------------------------------------------------------------------------------------
@@ -78,115 +70,6 @@ def study_uid_new() -> str:
     """A new StudyInstanceUID under the organisation root (RIS_UID_ROOT), or 2.25.<uuid> without one."""
     root = settings.RIS_UID_ROOT.strip().rstrip(".")
     return generate_uid(prefix=f"{root}." if root else None)
-
-
-# --- booking rules ------------------------------------------------------------------------------
-
-
-def _check_booking(
-    *,
-    patient: Patient,
-    procedure: Procedure,
-    room: Room,
-    start: datetime,
-    duration_minutes: int,
-    exclude: Order | None,
-    confirm_patient_overlap: bool,
-) -> datetime:
-    """Apply every booking rule; return the end time. Call with the room row locked."""
-    if timezone.is_naive(start):
-        raise ValueError("scheduled start must be timezone-aware")
-    end = start + timedelta(minutes=duration_minutes)
-
-    if not room.active:
-        raise ValidationError({"room": _("Room %(room)s is not in service.") % {"room": room.name}})
-    if not procedure.active:
-        raise ValidationError(
-            {"procedure": _("%(proc)s is no longer offered.") % {"proc": procedure.code_meaning}}
-        )
-    if room.modality != procedure.modality:
-        raise ValidationError(
-            {
-                "room": _("%(room)s is a %(rmod)s room; %(proc)s needs a %(pmod)s room.")
-                % {
-                    "room": room.name,
-                    "rmod": room.modality,
-                    "proc": procedure.code_meaning,
-                    "pmod": procedure.modality,
-                }
-            }
-        )
-    if start < timezone.now():
-        raise ValidationError({"start": _("This time has already passed; choose a later one.")})
-
-    local_start, local_end = timezone.localtime(start), timezone.localtime(end)
-    hours = room.opening_hours.filter(weekday=local_start.weekday()).first()
-    if hours is None:
-        raise ValidationError(
-            {
-                "start": _("%(room)s is closed on %(day)s.")
-                % {"room": room.name, "day": date_format(local_start, "l")}
-            }
-        )
-    if (
-        local_end.date() != local_start.date()
-        or local_start.time() < hours.opens
-        or local_end.time() > hours.closes
-    ):
-        raise ValidationError(
-            {
-                "start": _(
-                    "%(room)s is open %(opens)s-%(closes)s on that day; the exam would run %(start)s-%(end)s."
-                )
-                % {
-                    "room": room.name,
-                    "opens": f"{hours.opens:%H:%M}",
-                    "closes": f"{hours.closes:%H:%M}",
-                    "start": f"{local_start:%H:%M}",
-                    "end": f"{local_end:%H:%M}",
-                }
-            }
-        )
-
-    overlapping = Order.objects.filter(scheduled_start__lt=end, scheduled_end__gt=start).exclude(
-        status=OrderStatus.CANCELLED
-    )
-    if exclude is not None:
-        overlapping = overlapping.exclude(pk=exclude.pk)
-    clash = overlapping.filter(room=room).select_related("patient").first()
-    if clash is not None:
-        clash_start = timezone.localtime(clash.scheduled_start)
-        clash_end = timezone.localtime(clash.scheduled_end)
-        raise ValidationError(
-            {
-                "start": _(
-                    "%(room)s is already booked %(start)s-%(end)s (accession %(acc)s). Choose a free slot."
-                )
-                % {
-                    "room": room.name,
-                    "start": f"{clash_start:%H:%M}",
-                    "end": f"{clash_end:%H:%M}",
-                    "acc": clash.accession_number,
-                }
-            }
-        )
-    if not confirm_patient_overlap:
-        own = overlapping.filter(patient=patient).select_related("room", "procedure").first()
-        if own is not None:
-            raise PatientOverlapWarning(
-                _(
-                    "%(patient)s already has %(proc)s in %(room)s at %(time)s. "
-                    "Tick 'book anyway' to confirm a second exam at an overlapping time."
-                )
-                % {
-                    "patient": patient.display_name,
-                    "proc": own.procedure.code_meaning,
-                    "room": own.room.name,
-                    "time": f"{timezone.localtime(own.scheduled_start):%H:%M}",
-                },
-                code="patient_overlap",
-            )
-    return end
 
 
 def _lock_rooms(*rooms: Room) -> None:
@@ -276,22 +159,24 @@ def order_book(
 ) -> Order:
     """Book `procedure` for `patient` in `room` at `start` and queue its worklist item.
 
-    Refuses (ValidationError) a time in the past, outside the room's opening hours, a room of another
-    modality, or a room already booked then; warns (PatientOverlapWarning) when the patient has another
-    exam at an overlapping time, unless confirm_patient_overlap.
+    Held to rules.check_booking with the room locked: refuses (ValidationError) a time in the past,
+    outside the room's opening hours, a room of another modality, or a room already booked then; warns
+    (PatientOverlapWarning) when the patient has another exam at an overlapping time, unless
+    confirm_patient_overlap.
     """
     duration_minutes = duration_minutes or procedure.default_duration
     try:
         with transaction.atomic():
             _lock_rooms(room)
-            end = _check_booking(
-                patient=patient,
-                procedure=procedure,
-                room=room,
-                start=start,
-                duration_minutes=duration_minutes,
-                exclude=None,
-                confirm_patient_overlap=confirm_patient_overlap,
+            rules.raise_problems(
+                rules.check_booking(
+                    patient=patient,
+                    procedure=procedure,
+                    room=room,
+                    start=start,
+                    duration_minutes=duration_minutes,
+                    confirm_patient_overlap=confirm_patient_overlap,
+                )
             )
             accession = accession_next(day=timezone.localdate())
             order = Order(
@@ -304,12 +189,12 @@ def order_book(
                 room=room,
                 scheduled_start=start,
                 duration_minutes=duration_minutes,
-                scheduled_end=end,
+                scheduled_end=start + timedelta(minutes=duration_minutes),
                 priority=priority,
-                referring_physician=referring_physician,
-                requesting_physician=requesting_physician,
-                reason=reason,
-                notes=notes,
+                referring_physician=referring_physician.strip(),
+                requesting_physician=requesting_physician.strip(),
+                reason=reason.strip(),
+                notes=notes.strip(),
                 booked_by=user,
             )
             order.full_clean()
@@ -350,26 +235,21 @@ def order_reschedule(
         with transaction.atomic():
             _lock_rooms(order.room, new_room)
             order = _locked(order)
-            if order.status not in RESCHEDULABLE:
-                raise ValidationError(
-                    _("A %(status)s order cannot be rescheduled.")
-                    % {"status": order.get_status_display().lower()}
-                )
             duration = duration_minutes or order.duration_minutes
-            end = _check_booking(
-                patient=order.patient,
-                procedure=order.procedure,
-                room=new_room,
-                start=start,
-                duration_minutes=duration,
-                exclude=order,
-                confirm_patient_overlap=confirm_patient_overlap,
+            rules.raise_problems(
+                rules.check_reschedule(
+                    order=order,
+                    start=start,
+                    room=new_room,
+                    duration_minutes=duration,
+                    confirm_patient_overlap=confirm_patient_overlap,
+                )
             )
             order._history_user = user
             order.room = new_room
             order.scheduled_start = start
             order.duration_minutes = duration
-            order.scheduled_end = end
+            order.scheduled_end = start + timedelta(minutes=duration)
             order.save(
                 update_fields=["room", "scheduled_start", "duration_minutes", "scheduled_end", "updated_at"]
             )
@@ -385,21 +265,10 @@ def order_transition(*, order: Order, to: str, user: AbstractBaseUser, reason: s
     """Move an order along SCHEDULED -> ARRIVED -> IN_PROGRESS -> COMPLETED, or cancel it."""
     with transaction.atomic():
         order = _locked(order)
-        if to not in TRANSITIONS[order.status]:
-            raise ValidationError(
-                _("An order that is %(current)s cannot be marked %(to)s.")
-                % {
-                    "current": order.get_status_display().lower(),
-                    "to": OrderStatus(to).label.lower(),
-                },
-                code="illegal_transition",
-            )
+        rules.raise_problems(rules.check_transition(order=order, to=to, reason=reason))
         fields = ["status", "updated_at"]
         if to == OrderStatus.CANCELLED:
-            reason = reason.strip()
-            if not reason:
-                raise ValidationError({"reason": _("Give a reason for the cancellation.")})
-            order.cancel_reason = reason[:200]
+            order.cancel_reason = reason.strip()[: rules.REASON_MAX]
             fields.append("cancel_reason")
         order._history_user = user
         order.status = to
@@ -432,19 +301,25 @@ def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> O
     """
     with transaction.atomic():
         order = _locked(order)
-        if order.status not in DISCONTINUABLE:
-            raise ValidationError(
-                _("An order that is %(current)s cannot be discontinued.")
-                % {"current": order.get_status_display().lower()},
-                code="illegal_transition",
-            )
+        rules.raise_problems(rules.check_discontinue(order=order))
         order._history_user = user
         order.status = OrderStatus.ARRIVED
-        order.discontinue_reason = (reason.strip() or _("Discontinued at modality"))[:200]
+        order.discontinue_reason = (reason.strip() or _("Discontinued at modality"))[: rules.REASON_MAX]
         order.save(update_fields=["status", "discontinue_reason", "updated_at"])
         _worklist_changed(order)
     return order
 
+
+class _Keep(enum.Enum):
+    """The default of an update service's arguments: leave this field as it is."""
+
+    KEEP = "keep"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = _Keep.KEEP
 
 ORDER_DETAIL_FIELDS = (
     "priority",
@@ -455,17 +330,40 @@ ORDER_DETAIL_FIELDS = (
 )
 
 
-def order_update_details(*, order: Order, user: AbstractBaseUser, **changes: str) -> Order:
-    """Change an order's clinical details (priority, physicians, reason, notes); re-exports it."""
-    unknown = set(changes) - set(ORDER_DETAIL_FIELDS)
-    if unknown:
-        raise ValueError(f"not order details: {sorted(unknown)}")
+def _given(**values: object) -> dict[str, object]:
+    """The arguments a caller passed (not KEEP), text stripped as the forms strip it.
+
+    HL7 and API input reaches the services without a form: stripping here means "Jaidee " from one
+    door is "Jaidee" from every door, in the database and on the scanner.
+    """
+    return {
+        name: value.strip() if isinstance(value, str) else value
+        for name, value in values.items()
+        if value is not KEEP
+    }
+
+
+def order_update_details(
+    *,
+    order: Order,
+    user: AbstractBaseUser,
+    priority: str | _Keep = KEEP,
+    referring_physician: str | _Keep = KEEP,
+    requesting_physician: str | _Keep = KEEP,
+    reason: str | _Keep = KEEP,
+    notes: str | _Keep = KEEP,
+) -> Order:
+    """Change an order's clinical details; the fields not passed stay as they are. Re-exports it."""
+    changes = _given(
+        priority=priority,
+        referring_physician=referring_physician,
+        requesting_physician=requesting_physician,
+        reason=reason,
+        notes=notes,
+    )
     with transaction.atomic():
         order = _locked(order)
-        if order.status not in EDITABLE:
-            raise ValidationError(
-                _("A %(status)s order cannot be changed.") % {"status": order.get_status_display().lower()}
-            )
+        rules.raise_problems(rules.check_editable(order=order))
         for name, value in changes.items():
             setattr(order, name, value)
         order._history_user = user
@@ -478,7 +376,9 @@ def order_update_details(*, order: Order, user: AbstractBaseUser, **changes: str
 # --- patients ---------------------------------------------------------------------------------
 
 
-def patient_duplicates(*, family_name: str, given_name: str, birth_date: date, exclude_pk=None):
+def patient_duplicates(
+    *, family_name: str, given_name: str, birth_date: date, exclude_pk: int | None = None
+) -> QuerySet[Patient]:
     """Patients with the same name (case-insensitive) and birth date: likely the same person."""
     qs = Patient.objects.filter(
         family_name__iexact=family_name.strip(),
@@ -490,32 +390,83 @@ def patient_duplicates(*, family_name: str, given_name: str, birth_date: date, e
     return qs
 
 
+def check_duplicate_patient(patient: Patient) -> DuplicatePatientWarning | None:
+    """The warning a registration of `patient` gets when someone with its name and birth date exists."""
+    dupes = list(
+        patient_duplicates(
+            family_name=patient.family_name,
+            given_name=patient.given_name,
+            birth_date=patient.birth_date,
+            exclude_pk=patient.pk,
+        )[:5]
+    )
+    if not dupes:
+        return None
+    return DuplicatePatientWarning(
+        _(
+            "A patient with this name and birth date is already registered: %(mrns)s. "
+            "Open that record, or tick 'register anyway' if this is a different person."
+        )
+        % {"mrns": ", ".join(p.mrn for p in dupes)},
+        code="duplicate_patient",
+    )
+
+
 def patient_register(
-    *, confirm_duplicate: bool = False, user: AbstractBaseUser | None = None, **fields
+    *,
+    mrn: str,
+    family_name: str,
+    birth_date: date,
+    issuer: str | None = None,
+    given_name: str = "",
+    middle_name: str = "",
+    name_prefix: str = "",
+    name_suffix: str = "",
+    romanized_family_name: str = "",
+    romanized_given_name: str = "",
+    romanized_middle_name: str = "",
+    sex: str = "",
+    phone: str = "",
+    address: str = "",
+    weight_kg: Decimal | None = None,
+    allergies: str = "",
+    medical_alerts: str = "",
+    pregnancy_status: str = "",
+    confirm_duplicate: bool = False,
+    user: AbstractBaseUser | None = None,
 ) -> Patient:
     """Register a patient. Warns (DuplicatePatientWarning) on the same name and birth date.
 
-    `user` is recorded in the patient's history (within a request the logged-in user is, anyway).
+    `issuer` defaults to the site's (RIS_ISSUER_OF_PATIENT_ID). Text is stripped as the forms strip
+    it. `user` is recorded in the patient's history (within a request the logged-in user is, anyway).
     """
+    fields = _given(
+        mrn=mrn,
+        family_name=family_name,
+        birth_date=birth_date,
+        given_name=given_name,
+        middle_name=middle_name,
+        name_prefix=name_prefix,
+        name_suffix=name_suffix,
+        romanized_family_name=romanized_family_name,
+        romanized_given_name=romanized_given_name,
+        romanized_middle_name=romanized_middle_name,
+        sex=sex,
+        phone=phone,
+        address=address,
+        weight_kg=weight_kg,
+        allergies=allergies,
+        medical_alerts=medical_alerts,
+        pregnancy_status=pregnancy_status,
+    )
+    if issuer is not None:
+        fields["issuer"] = issuer.strip()
     patient = Patient(**fields)
     patient.full_clean()
     if not confirm_duplicate:
-        dupes = list(
-            patient_duplicates(
-                family_name=patient.family_name,
-                given_name=patient.given_name,
-                birth_date=patient.birth_date,
-            )[:5]
-        )
-        if dupes:
-            raise DuplicatePatientWarning(
-                _(
-                    "A patient with this name and birth date is already registered: %(mrns)s. "
-                    "Open that record, or tick 'register anyway' if this is a different person."
-                )
-                % {"mrns": ", ".join(p.mrn for p in dupes)},
-                code="duplicate_patient",
-            )
+        warning = check_duplicate_patient(patient)
+        if warning is not None:
+            raise warning
     if user is not None:
         patient._history_user = user
     with transaction.atomic():
@@ -523,16 +474,59 @@ def patient_register(
     return patient
 
 
-def patient_update(*, patient: Patient, user: AbstractBaseUser | None = None, **fields) -> Patient:
-    """Change a patient's details; their active orders are re-exported (the name is in every item)."""
+def patient_update(
+    *,
+    patient: Patient,
+    user: AbstractBaseUser | None = None,
+    mrn: str | _Keep = KEEP,
+    issuer: str | _Keep = KEEP,
+    family_name: str | _Keep = KEEP,
+    given_name: str | _Keep = KEEP,
+    middle_name: str | _Keep = KEEP,
+    name_prefix: str | _Keep = KEEP,
+    name_suffix: str | _Keep = KEEP,
+    romanized_family_name: str | _Keep = KEEP,
+    romanized_given_name: str | _Keep = KEEP,
+    romanized_middle_name: str | _Keep = KEEP,
+    birth_date: date | _Keep = KEEP,
+    sex: str | _Keep = KEEP,
+    phone: str | _Keep = KEEP,
+    address: str | _Keep = KEEP,
+    weight_kg: Decimal | None | _Keep = KEEP,
+    allergies: str | _Keep = KEEP,
+    medical_alerts: str | _Keep = KEEP,
+    pregnancy_status: str | _Keep = KEEP,
+) -> Patient:
+    """Change a patient's details (the fields passed; the others stay). Their active orders are
+    re-exported: the name and the clinical details are in every worklist item."""
+    changes = _given(
+        mrn=mrn,
+        issuer=issuer,
+        family_name=family_name,
+        given_name=given_name,
+        middle_name=middle_name,
+        name_prefix=name_prefix,
+        name_suffix=name_suffix,
+        romanized_family_name=romanized_family_name,
+        romanized_given_name=romanized_given_name,
+        romanized_middle_name=romanized_middle_name,
+        birth_date=birth_date,
+        sex=sex,
+        phone=phone,
+        address=address,
+        weight_kg=weight_kg,
+        allergies=allergies,
+        medical_alerts=medical_alerts,
+        pregnancy_status=pregnancy_status,
+    )
     with transaction.atomic():
         patient = Patient.objects.select_for_update().get(pk=patient.pk)
         if user is not None:
             patient._history_user = user
-        for name, value in fields.items():
+        for name, value in changes.items():
             setattr(patient, name, value)
         patient.full_clean()
         patient.save()
-        for order in patient.orders.filter(Q(status__in=EDITABLE)):
+        for order in patient.orders.filter(status__in=ACTIVE_STATUSES):
             _worklist_changed(order)
     return patient

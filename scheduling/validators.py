@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .dicom import LATIN1, fits_charset
+
 AE_TITLE_RE = re.compile(r"^[A-Z0-9 \-:@_]{1,16}$")
 CS_RE = re.compile(r"^[A-Z0-9 _]{0,16}$")
 
@@ -52,13 +54,11 @@ def validate_name_part(value: str) -> None:
 
 
 def validate_latin1(value: str) -> None:
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
+    if not fits_charset(value, LATIN1):
         raise ValidationError(
             _("Use Latin letters only (this name goes to stations that cannot show other scripts)."),
             code="latin1",
-        ) from None
+        )
 
 
 def validate_cs(value: str) -> None:

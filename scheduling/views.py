@@ -321,7 +321,7 @@ def order_complete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(FRONT_DESK)
 def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order_for_page(pk)
-    form = CancelForm(request.POST)
+    form = CancelForm(request.POST, order=order)
     if form.is_valid():
         try:
             order = services.order_cancel(order=order, reason=form.cleaned_data["reason"], user=request.user)

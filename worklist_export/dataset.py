@@ -1,10 +1,11 @@
-"""Order -> DICOM Modality Worklist dataset (PS3.4 Table K.6-1; see MWL-NOTES sections 1, 2 and 5).
+"""Order -> DICOM Modality Worklist item (PS3.4 Table K.6-1; see MWL-NOTES sections 1, 2 and 5).
 
 Building happens in two steps. `order_source(order)` reads every value the item is made of into a plain,
 already validated dict (every text checked against its VR limits and the room's character set);
-`source_dataset(source)` turns that dict into a pydicom Dataset. The dict is also what
-`source_fingerprint` hashes, so reconciliation can tell an unchanged order without building a dataset,
-and nothing can change in the file without changing the fingerprint.
+encoding.source_bytes(source) encodes that dict, the one encoder of every item this system writes or
+serves. The dict is also what `source_fingerprint` hashes, so reconciliation can tell an unchanged order
+without encoding it, and nothing can change in the file without changing the fingerprint. pydicom reads
+the encoded item back where a Dataset is wanted (`order_dataset`: the built-in server, the dump view).
 
 A value a modality would drop or garble raises ExportError with a message for the clerk who can fix it.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from io import BytesIO
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,11 +24,14 @@ from django.utils import timezone
 from pydicom import config as dicom_config
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
+from pydicom.filereader import read_dataset
 from pydicom.valuerep import validate_value
 
+from scheduling.dicom import LATIN1, fits_charset, unencodable
 from scheduling.models import CharacterSet, Order, OrderStatus
 from scheduling.validators import AE_TITLE_RE
+
+from .encoding import source_bytes
 
 # Bump when the mapping below changes, so reconciliation rewrites every file once.
 FORMAT_VERSION = "1"
@@ -83,15 +88,13 @@ def _checked(value: str, vr: str, label: str, charset: str) -> str:
         raise ExportError(f"{label} is longer than {limit} characters for DICOM: {value!r}.", field=label)
     if vr in ("AE", "CS", "DS", "UI") and len(value.encode("ascii", "replace")) > limit:
         raise ExportError(f"{label} is longer than {limit} bytes for DICOM: {value!r}.", field=label)
-    try:
-        value.encode(python_encoding[charset])
-    except UnicodeEncodeError:
-        bad = "".join(sorted({ch for ch in value if not _encodable(ch, charset)}))
+    bad = "".join(unencodable(value, charset))
+    if bad:
         raise ExportError(
             f"{label} contains characters that the station's character set "
             f"{CHARSET_LABELS.get(charset, charset)} cannot hold ({bad!r}): {value!r}.",
             field=label,
-        ) from None
+        )
     if vr == "AE" and not AE_TITLE_RE.match(value):
         # Stricter than PS3.5: newer DCMTK refuses other characters in AE titles (MWL-NOTES section 2).
         raise ExportError(
@@ -106,44 +109,23 @@ def _checked(value: str, vr: str, label: str, charset: str) -> str:
     return value
 
 
-def _encodable(ch: str, charset: str) -> bool:
-    try:
-        ch.encode(python_encoding[charset])
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _person_name(*components: str) -> str:
-    """family^given^middle^prefix^suffix with trailing empty components left out."""
-    return "^".join(components).rstrip("^")
-
-
 def _patient_name(order: Order, charset: str) -> str:
     patient = order.patient
-    native = (
-        patient.family_name,
-        patient.given_name,
-        patient.middle_name,
-        patient.name_prefix,
-        patient.name_suffix,
-    )
-    if charset != CharacterSet.LATIN1:
-        return _text(_person_name(*native), vr="PN", label="Patient name", charset=charset, required=True)
+    if charset != LATIN1:
+        return _text(patient.dicom_name, vr="PN", label="Patient name", charset=charset, required=True)
 
     # A Latin-1 station gets the romanised name when there is one, else the name as registered if
     # it happens to be Latin-1 already; never a name with '?' in place of the letters.
     if patient.has_romanized_name:
-        extras = [p if all(_encodable(ch, charset) for ch in p) else "" for p in native[3:]]
-        name = _person_name(
-            patient.romanized_family_name,
-            patient.romanized_given_name,
-            patient.romanized_middle_name,
-            *extras,
+        return _text(
+            patient.dicom_romanized_name,
+            vr="PN",
+            label="Romanised patient name",
+            charset=charset,
+            required=True,
         )
-        return _text(name, vr="PN", label="Romanised patient name", charset=charset, required=True)
-    name = _person_name(*native)
-    if not all(_encodable(ch, charset) for ch in name):
+    name = patient.dicom_name
+    if not fits_charset(name, charset):
         raise ExportError(
             f"Patient {patient.display_name} has no romanised name, and room {order.room.name} takes "
             "Latin letters only (ISO_IR 100). Enter the romanised family and given name.",
@@ -224,66 +206,17 @@ def source_fingerprint(source: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _code_item(code: dict[str, str]) -> Dataset:
-    item = Dataset()
-    item.CodeValue = code["CodeValue"]
-    item.CodingSchemeDesignator = code["CodingSchemeDesignator"]
-    item.CodeMeaning = code["CodeMeaning"]
-    return item
+def item_dataset(body: bytes) -> Dataset:
+    """An encoded item (encoding.source_bytes) read back by pydicom, as a modality's toolkit reads it."""
+    return read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
 
 
-def source_dataset(source: dict[str, Any]) -> Dataset:
-    """The worklist item for a dict from order_source(). Empty type 1/1C values are left out."""
-    ds = Dataset()
-    ds.SpecificCharacterSet = source["charset"]
-
-    sps = Dataset()
-    sps.ScheduledStationAETitle = source["station_ae"]
-    # Separate date and time tags: some modalities ignore the combined DateTime attribute.
-    sps.ScheduledProcedureStepStartDate = source["start_date"]
-    sps.ScheduledProcedureStepStartTime = source["start_time"]
-    sps.Modality = source["modality"]
-    sps.ScheduledPerformingPhysicianName = ""
-    if source["sps_description"]:
-        sps.ScheduledProcedureStepDescription = source["sps_description"]
-    if source["code"]:
-        sps.ScheduledProtocolCodeSequence = Sequence([_code_item(source["code"])])
-    sps.ScheduledProcedureStepID = source["sps_id"]
-    sps.ScheduledStationName = source["station_name"]
-    sps.ScheduledProcedureStepLocation = source["location"]
-    sps.ScheduledProcedureStepStatus = source["sps_status"]
-    ds.ScheduledProcedureStepSequence = Sequence([sps])
-
-    ds.RequestedProcedureID = source["requested_procedure_id"]
-    if source["sps_description"]:
-        ds.RequestedProcedureDescription = source["sps_description"]
-    if source["code"]:
-        ds.RequestedProcedureCodeSequence = Sequence([_code_item(source["code"])])
-    ds.StudyInstanceUID = source["study_uid"]
-    ds.ReferencedStudySequence = Sequence()
-    ds.ReferencedPatientSequence = Sequence()
-    ds.RequestedProcedurePriority = source["priority"]
-    ds.AccessionNumber = source["accession"]
-    ds.ReferringPhysicianName = source["referring"]
-    ds.RequestingPhysician = source["requesting"]
-    ds.AdmissionID = ""
-    ds.CurrentPatientLocation = ""
-
-    ds.PatientName = source["patient_name"]
-    ds.PatientID = source["patient_id"]
-    if source["issuer"]:
-        ds.IssuerOfPatientID = source["issuer"]
-    ds.PatientBirthDate = source["birth_date"]
-    ds.PatientSex = source["sex"]
-    ds.PatientWeight = source["weight"] or None
-    ds.MedicalAlerts = source["medical_alerts"]
-    ds.Allergies = source["allergies"]
-    ds.PregnancyStatus = source["pregnancy"]
-    ds.SpecialNeeds = ""
-    ds.PatientState = ""
-    return ds
+def order_body(order: Order) -> bytes:
+    """The encoded worklist item of `order`, the dataset bytes of its .wl file. Raises ExportError."""
+    return source_bytes(order_source(order))
 
 
 def order_dataset(order: Order) -> Dataset:
-    """The Modality Worklist item of `order` (raises ExportError when a value cannot be written)."""
-    return source_dataset(order_source(order))
+    """The Modality Worklist item of `order`, exactly as its .wl file holds it (raises ExportError
+    when a value cannot be written): the built-in server answers with it, the tests read it."""
+    return item_dataset(order_body(order))

@@ -1,10 +1,12 @@
 """A worklist item's bytes straight from order_source()'s dict: Explicit VR Little Endian, Part 10.
 
-pydicom builds a Dataset of DataElements and then walks it again to write it: about 1.2 ms an item,
-which held a bulk export near 800 items a second per core (docs/BENCHMARKS.md). An item always has the
-same shape (source_dataset in dataset.py is its readable definition), so the export encodes it here in
-one pass. tests/worklist_export/test_encoding.py checks the bytes are identical to pydicom's for every
-character set and every optional part; the dump view and the built-in server keep using pydicom.
+The one encoder of every item: the per-order task, the reconcile and the built-in DICOM server all take
+their bytes from here. pydicom builds a Dataset of DataElements and then walks it again to write it:
+about 1.2 ms an item, which held a bulk export near 800 items a second per core (docs/BENCHMARKS.md). An
+item always has the same shape, so it is encoded here in one pass. pydicom stays the reader and the
+test oracle: tests/worklist_export/oracle.py builds the same item as a pydicom Dataset, and
+tests/worklist_export/test_encoding.py checks the bytes are identical to pydicom's for every character
+set and every optional part.
 
 Encoding as pydicom writes it: elements in tag order, defined lengths for sequences and items, text
 values in the item's character set padded with a space to an even length, UIDs padded with NUL.
@@ -75,7 +77,8 @@ def _code_item(code: dict[str, str]) -> list[Element]:
 
 
 def source_elements(source: dict[str, Any]) -> list[Element]:
-    """The elements of dataset.source_dataset(source), the same ones with the same rules."""
+    """The elements of the worklist item for a dict from order_source(). Empty type 1/1C values are
+    left out; separate start date and time (some modalities ignore the combined DateTime)."""
     sps: list[Element] = [
         (0x00400001, "AE", source["station_ae"]),
         (0x00400002, "DA", source["start_date"]),
@@ -123,7 +126,8 @@ def source_elements(source: dict[str, Any]) -> list[Element]:
 
 
 def source_bytes(source: dict[str, Any]) -> bytes:
-    """The item (without file meta) as writer.dataset_bytes(source_dataset(source)) would encode it."""
+    """The item (without file meta): what a .wl file holds after its file meta, and what its
+    content_sha256 hashes."""
     return encode_elements(source_elements(source), python_encoding[source["charset"]])
 
 

@@ -120,7 +120,7 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
                 try:
                     source = order_source(order)
                     path = order_file_path(order)
-                except (ExportError, ValueError) as exc:
+                except ExportError as exc:
                     report.add(FAILED, order.accession_number, f"{_describe(order)}: {exc}")
                     if not check and (entry is None or entry.path or entry.last_error != str(exc)):
                         entry_record_absent(order_id=order.pk, error=str(exc))
@@ -198,7 +198,7 @@ def _lockfiles_repair(*, wanted: set[str], locked: set[str], report: ReconcileRe
     folders = {PurePosixPath(path).parent.name for path in wanted}
     try:
         folders.add(safe_ae_folder(settings.WORKLIST_CALLED_AE))
-    except ValueError:  # an unusable setting: the orders' own paths already fail with it
+    except ExportError:  # an unusable setting: the orders' own paths already fail with it
         pass
     for name in sorted(folders - locked):
         report.add(LOCKFILE_MISSING, f"{name}/{LOCKFILE}", "wlmscpfs fails every query to this AE without it")

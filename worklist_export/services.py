@@ -12,7 +12,8 @@ from django.utils import timezone
 from scheduling.models import ACTIVE_STATUSES, Order
 from scheduling.selectors import day_bounds
 
-from .dataset import ExportError, order_source, source_dataset, source_fingerprint
+from .dataset import ExportError, order_source, source_fingerprint
+from .encoding import source_bytes
 from .models import WorklistEntry
 from .writer import (
     export_lock,
@@ -183,8 +184,8 @@ def order_sync_worklist(*, order_id: int) -> str:
 
     An active order within the worklist window gets a file (an old one at another path, e.g. after a
     move to a room with another called AE, is removed); any other order has none. Data a modality
-    cannot take (ExportError) is recorded on the entry for the clerk, and the file is removed rather
-    than left showing outdated details. OSError is recorded on the entry too (the order page and the
+    cannot take (ExportError, and only that: any other exception is a bug and propagates) is recorded
+    on the entry for the clerk, and the file is removed rather than left showing outdated details. OSError is recorded on the entry too (the order page and the
     Worklist problems page show it) and propagates so the task retries. Idempotent.
     Returns what it did: "written", "unchanged", "removed", "absent" or "failed".
     """
@@ -223,7 +224,7 @@ def _order_sync_worklist(order_id: int) -> str:
         try:
             source = order_source(order)
             path = order_file_path(order)
-        except (ExportError, ValueError) as exc:
+        except ExportError as exc:
             for stale in {old_path, _safe_path(order)} - {""}:
                 worklist_file_remove(relative_path=stale)
             entry_record_absent(order_id=order.pk, error=str(exc))
@@ -238,7 +239,7 @@ def _order_sync_worklist(order_id: int) -> str:
             known = False
         result = worklist_file_write(
             relative_path=path,
-            dataset=source_dataset(source),
+            body=source_bytes(source),
             known_sha256=entry.content_sha256 if known else "",
         )
         if old_path and old_path != path:
@@ -257,5 +258,5 @@ def _order_sync_worklist(order_id: int) -> str:
 def _safe_path(order: Order) -> str:
     try:
         return order_file_path(order)
-    except ValueError:
+    except ExportError:
         return ""

@@ -24,15 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from scheduling.models import Order
 
-# Modality Worklist Information Model - FIND.
-MWL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.31"
+from .dataset import ExportError
+from .encoding import part10_bytes
+
 EXTENSION = ".wl"
 LOCKFILE = "lockfile"
 LAYOUT_ORTHANC = "orthanc"
@@ -59,11 +56,21 @@ def safe_name(value: str) -> str:
     return _UNSAFE.sub("_", value.strip()).strip("_")
 
 
+class UnsafeFolderError(ExportError, ValueError):
+    """A called AE title that cannot be a folder name: an export error for the orders it concerns."""
+
+
 def safe_ae_folder(ae_title: str) -> str:
-    """The folder wlmscpfs looks in for `ae_title`; refuses anything that could leave WORKLIST_DIR."""
+    """The folder wlmscpfs looks in for `ae_title`; refuses (UnsafeFolderError) anything that could
+    leave WORKLIST_DIR. The rooms' AE titles are validated; this guards WORKLIST_CALLED_AE."""
     folder = ae_title.strip()
     if not folder or "/" in folder or "\\" in folder or folder in (".", "..") or "\0" in folder:
-        raise ValueError(f"unsafe called AE title for a folder name: {ae_title!r}")
+        raise UnsafeFolderError(
+            f"The worklist server's called AE title {ae_title!r} cannot name a folder: set "
+            "WORKLIST_CALLED_AE, or the room's worklist server called AE title, to A-Z, 0-9, space "
+            "and - : @ _.",
+            field="Worklist server called AE title",
+        )
     return folder
 
 
@@ -80,20 +87,12 @@ def order_file_path(order: Order) -> str:
     return filename
 
 
-def dataset_bytes(ds: Dataset) -> bytes:
-    """The dataset (without file meta) encoded as Explicit VR Little Endian: what content_sha256 hashes.
+def content_sha256(body: bytes) -> str:
+    """The hash of an item's dataset bytes (encoding.source_bytes), as recorded on its entry.
 
     The file meta holds a fresh SOP Instance UID on every write, so only the dataset is compared.
     """
-    buffer = DicomBytesIO()
-    buffer.is_little_endian = True
-    buffer.is_implicit_VR = False
-    write_dataset(buffer, ds)
-    return buffer.getvalue()
-
-
-def content_sha256(ds: Dataset) -> str:
-    return hashlib.sha256(dataset_bytes(ds)).hexdigest()
+    return hashlib.sha256(body).hexdigest()
 
 
 def file_content_sha256(path: Path) -> str | None:
@@ -125,14 +124,6 @@ def worklist_file_stamp(*, relative_path: str) -> str:
         return file_stamp(os.stat(_resolve(relative_path)))
     except FileNotFoundError:
         return ""
-
-
-def _file_meta() -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MWL_SOP_CLASS_UID
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return meta
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -206,14 +197,10 @@ def _write_tmp(tmp: Path, data: bytes, *, fsync: bool) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, ds: Dataset) -> None:
-    ds.file_meta = _file_meta()
+def _write_atomic(path: Path, data: bytes) -> None:
     tmp = _tmp_name(path)
     try:
-        with open(tmp, "wb") as fh:
-            ds.save_as(fh, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_tmp(tmp, data, fsync=True)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -261,14 +248,15 @@ class WriteResult:
     written: bool  # False when the file on disk already had identical content
 
 
-def worklist_file_write(*, relative_path: str, dataset: Dataset, known_sha256: str = "") -> WriteResult:
-    """Write `dataset` to WORKLIST_DIR/relative_path unless the file there already holds the same content.
+def worklist_file_write(*, relative_path: str, body: bytes, known_sha256: str = "") -> WriteResult:
+    """Write the item `body` (encoding.source_bytes) as the Part 10 file WORKLIST_DIR/relative_path,
+    unless the file there already holds the same dataset.
 
     `known_sha256` is the hash recorded at the last export: when it matches, the file is not re-read.
     Raises OSError on I/O failure (the caller retries); never leaves a partial .wl file behind.
     """
     path = _resolve(relative_path)
-    sha = content_sha256(dataset)
+    sha = content_sha256(body)
     with folder_lock(path.parent):
         try:
             size = path.stat().st_size
@@ -276,8 +264,9 @@ def worklist_file_write(*, relative_path: str, dataset: Dataset, known_sha256: s
             size = None
         same = size is not None and (known_sha256 == sha or file_content_sha256(path) == sha)
         if not same:
-            _write_atomic(path, dataset)
-            size = path.stat().st_size
+            data = part10_bytes(body)
+            _write_atomic(path, data)
+            size = len(data)
     return WriteResult(path=relative_path, content_sha256=sha, size=size, written=not same)
 
 

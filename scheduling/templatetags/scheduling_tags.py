@@ -1,69 +1,50 @@
 """Presentation helpers for the front-desk templates."""
 
-from html import escape
-
 from django import template
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from scheduling import services
 from scheduling.models import OrderStatus
+from scheduling.roles import user_roles
+from scheduling.status_actions import order_actions, status_colour
 
 register = template.Library()
-
-STATUS_BADGE_CLASSES = {
-    OrderStatus.SCHEDULED: "text-bg-primary",
-    OrderStatus.ARRIVED: "text-bg-info",
-    OrderStatus.IN_PROGRESS: "text-bg-warning",
-    OrderStatus.COMPLETED: "text-bg-success",
-    OrderStatus.CANCELLED: "text-bg-secondary",
-}
 
 
 @register.inclusion_tag("scheduling/_status_badge.html")
 def status_badge(order):
     """A coloured badge with the order's status, e.g. green for completed."""
     return {
-        "css_class": STATUS_BADGE_CLASSES.get(order.status, "text-bg-light"),
+        "colour": status_colour(order.status),
         "label": order.get_status_display(),
         "cancelled": order.status == OrderStatus.CANCELLED,
     }
 
 
-STATUS_COLOURS = {
-    OrderStatus.SCHEDULED: "primary",
-    OrderStatus.ARRIVED: "info",
-    OrderStatus.IN_PROGRESS: "warning",
-    OrderStatus.COMPLETED: "success",
-    OrderStatus.CANCELLED: "secondary",
-}
+# The entries of the board's #board-menu template (_board.html) that depend on the order: editing the
+# details is on the order page only.
+BOARD_MENU_ACTIONS = ("arrive", "start", "complete", "cancel", "reschedule")
 
-
-def status_actions(status: str) -> dict[str, bool]:
-    """Which buttons an order in `status` offers, from the services' transition table."""
-    allowed = services.TRANSITIONS[status]
-    return {
-        "arrive": OrderStatus.ARRIVED in allowed,
-        "start": OrderStatus.IN_PROGRESS in allowed,
-        "complete": OrderStatus.COMPLETED in allowed,
-        "cancel": OrderStatus.CANCELLED in allowed,
-        "reschedule": status in services.RESCHEDULABLE,
-    }
-
-
-def _board_actions(status: str, roles: dict[str, bool]) -> str:
-    """The menu entries a block offers, space-separated: what the status allows and the user's role may do."""
-    allowed = status_actions(status)
-    mine = {
-        "reschedule": roles.get("front_desk"),
-        "cancel": roles.get("front_desk"),
-        "arrive": roles.get("technologist"),
-        "start": roles.get("technologist"),
-        "complete": roles.get("technologist"),
-    }
-    return " ".join(name for name, ok in allowed.items() if ok and mine[name])
+BOARD_BLOCK = (
+    '<article class="board-block border-{colour} bg-{colour}-subtle{cancelled}"'
+    ' style="{style}"'
+    ' data-accession="{accession}" data-pk="{pk}" data-actions="{actions}"'
+    ' title="{when} {patient} · {procedure} · {label}">'
+    '<div class="d-flex align-items-start gap-1">'
+    '<a class="board-link me-auto text-truncate" href="{url}">'
+    '<span class="board-time-range">{when}</span> <strong class="board-patient">{patient}</strong></a>'
+    '<div class="dropdown"><button class="btn btn-sm btn-light board-menu py-0 px-1" type="button"'
+    ' data-bs-toggle="dropdown" data-bs-popper-config=\'{{"strategy":"fixed"}}\' aria-expanded="false"'
+    ' aria-label="{menu_label}">&#8942;</button>'
+    '<div class="dropdown-menu dropdown-menu-end p-2 board-actions"></div></div></div>'
+    '<div class="board-detail text-truncate">{procedure} · '
+    '<span class="badge text-bg-{colour}">{label}</span> · {accession}</div>'
+    "{note}</article>"
+)
+BOARD_NOTE = '<div class="board-note text-danger text-truncate">{} {}</div>'
 
 
 @register.simple_tag(takes_context=True)
@@ -76,43 +57,49 @@ def board_blocks(context, column) -> SafeString:
     template of the board (board.js): the block only says which actions it offers (data-actions).
     """
     px = int(context["px"])
-    roles = context.get("roles") or {}
+    request = getattr(context, "request", None)
+    roles = user_roles(request.user) if request is not None else set()
     tz = timezone.get_current_timezone()
-    labels = {value: escape(str(label)) for value, label in OrderStatus.choices}
-    actions = {value: _board_actions(value, roles) for value in labels}
+    # What depends on the status alone, escaped once per status rather than once per block: escaping is
+    # most of format_html's cost, and a busy day's board formats thousands of blocks.
+    statuses = {
+        status: {
+            name: conditional_escape(value)
+            for name, value in {
+                "colour": status_colour(status),
+                "cancelled": " board-cancelled" if status == OrderStatus.CANCELLED else "",
+                "label": label,
+                "actions": " ".join(
+                    name for name in order_actions(status=status, roles=roles) if name in BOARD_MENU_ACTIONS
+                ),
+            }.items()
+        }
+        for status, label in OrderStatus.choices
+    }
     detail_url = reverse("scheduling:order_detail", args=[0]).replace("/0/", "/{}/")
-    actions_for = _("Actions for %(accession)s")
-    returned = escape(_("Returned by the modality:"))
-    out = []
-    for block in column.blocks:
+    menu_label = _("Actions for %(accession)s")
+    returned = _("Returned by the modality:")
+    # A note only while the exam can be done again: it says why the modality gave it back.
+    noted = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED)
+
+    def block_values(block):
         order = block.order
-        status = order.status
-        colour = STATUS_COLOURS.get(status, "light")
-        accession = escape(order.accession_number)
-        patient = escape(order.patient_name)
-        procedure = escape(order.procedure_name)
-        when = f"{order.scheduled_start.astimezone(tz):%H:%M}–{order.scheduled_end.astimezone(tz):%H:%M}"
-        cancelled = " board-cancelled" if status == OrderStatus.CANCELLED else ""
-        note = ""
-        if order.discontinue_reason and status in (OrderStatus.SCHEDULED, OrderStatus.ARRIVED):
-            note = f'<div class="board-note text-danger text-truncate">{returned} {escape(order.discontinue_reason)}</div>'
-        out.append(
-            f'<article class="board-block border-{colour} bg-{colour}-subtle{cancelled}"'
-            f' style="top: {block.top * px}px; height: {block.height * px}px"'
-            f' data-accession="{accession}" data-pk="{order.pk}" data-actions="{actions[status]}"'
-            f' title="{when} {patient} · {procedure} · {labels[status]}">'
-            f'<div class="d-flex align-items-start gap-1">'
-            f'<a class="board-link me-auto text-truncate" href="{detail_url.format(order.pk)}">'
-            f'<span class="board-time-range">{when}</span> <strong class="board-patient">{patient}</strong></a>'
-            f'<div class="dropdown"><button class="btn btn-sm btn-light board-menu py-0 px-1" type="button"'
-            f' data-bs-toggle="dropdown" data-bs-popper-config=\'{{"strategy":"fixed"}}\' aria-expanded="false"'
-            f' aria-label="{escape(actions_for % {"accession": order.accession_number})}">&#8942;</button>'
-            f'<div class="dropdown-menu dropdown-menu-end p-2 board-actions"></div></div></div>'
-            f'<div class="board-detail text-truncate">{procedure} · '
-            f'<span class="badge text-bg-{colour}">{labels[status]}</span> · {accession}</div>'
-            f"{note}</article>"
-        )
-    return mark_safe("".join(out))
+        return {
+            **statuses[order.status],
+            "style": f"top: {block.top * px}px; height: {block.height * px}px",
+            "accession": order.accession_number,
+            "pk": order.pk,
+            "when": f"{order.scheduled_start.astimezone(tz):%H:%M}–{order.scheduled_end.astimezone(tz):%H:%M}",
+            "patient": order.patient_name,
+            "procedure": order.procedure_name,
+            "url": detail_url.format(order.pk),
+            "menu_label": menu_label % {"accession": order.accession_number},
+            "note": format_html(BOARD_NOTE, returned, order.discontinue_reason)
+            if order.discontinue_reason and order.status in noted
+            else "",
+        }
+
+    return format_html_join("", BOARD_BLOCK, (block_values(block) for block in column.blocks))
 
 
 @register.simple_tag

@@ -1,8 +1,10 @@
 """Production settings: `check --deploy` is clean, and a missing secret stops the app with a clear message.
 
 Run in a subprocess: settings are read once per process, and the test process uses ris.settings_test.
+The last tests read ris/settings.py itself, for the layout its docstring promises.
 """
 
+import ast
 import json
 import os
 import secrets
@@ -134,3 +136,44 @@ def proxy_settings(**env: str) -> tuple[int, str]:
 )
 def test_the_login_throttle_reads_the_proxy_header_only_behind_a_proxy(env, count):
     assert proxy_settings(**env) == (count, "ris.proxy.client_ip")
+
+
+SETTINGS_SOURCE = (BASE_DIR / "ris" / "settings.py").read_text()
+# The banner that ends the "Development and production" section of ris/settings.py.
+COMMON_SECTION = "# The same in development and production\n"
+
+
+def loads(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def stores(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def test_everything_debug_changes_is_in_the_development_and_production_section():
+    assert SETTINGS_SOURCE.count(COMMON_SECTION) == 1
+    common_from = SETTINGS_SOURCE[: SETTINGS_SOURCE.index(COMMON_SECTION)].count("\n") + 1
+    statements = ast.parse(SETTINGS_SOURCE).body
+    # DEBUG, and whatever the section derives from it (BEHIND_PROXY, SECRET_KEY, ...).
+    follows_debug = {"DEBUG"}
+    for statement in statements:
+        if statement.lineno < common_from and loads(statement) & follows_debug:
+            follows_debug |= stores(statement)
+
+    late = [
+        f"line {statement.lineno}: {sorted(loads(statement) & follows_debug)}"
+        for statement in statements
+        if statement.lineno > common_from and loads(statement) & follows_debug
+    ]
+    assert {"BEHIND_PROXY", "RIS_PROXY_COUNT", "STORAGES"} <= follows_debug
+    assert not late, "a setting that depends on DEBUG belongs in the Development and production section"
+
+
+def test_installed_apps_is_assigned_once_and_never_extended():
+    # A later INSTALLED_APPS += [...], .append(...) or [*INSTALLED_APPS, ...] would name it again.
+    tree = ast.parse(SETTINGS_SOURCE)
+    mentions = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "INSTALLED_APPS"]
+
+    assert len(mentions) == 1
+    assert isinstance(mentions[0].ctx, ast.Store)

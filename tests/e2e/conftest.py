@@ -20,8 +20,6 @@ from django.conf import settings
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from tests.interop.conftest import (  # noqa: E402,F401  (fixtures shared with the interop tier)
-    WLMSCPFS_AE,
-    mwl_find,
     wlmscpfs,
     wlmscpfs_server,
 )

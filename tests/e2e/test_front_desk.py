@@ -21,7 +21,7 @@ from scheduling.forms import SlotQueryForm
 from scheduling.models import Order, OrderStatus
 from scheduling.roles import FRONT_DESK, TECHNOLOGIST
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
-from tests.interop.conftest import WLMSCPFS_AE, mwl_find
+from tests.mwl_server import dicom
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -68,20 +68,9 @@ def log_in(page, username: str) -> None:
 
 def worklist_query(**patient_keys) -> Dataset:
     """What a CT scanner asks: its items for tomorrow, with the keys it shows the radiographer."""
-    query = Dataset()
-    query.SpecificCharacterSet = "ISO_IR 192"
-    query.PatientName = ""
-    query.PatientID = ""
-    query.AccessionNumber = ""
-    for keyword, value in patient_keys.items():
-        setattr(query, keyword, value)
-    step = Dataset()
-    step.Modality = "CT"
-    step.ScheduledStationAETitle = ""
-    step.ScheduledProcedureStepStartDate = f"{tomorrow():%Y%m%d}"
-    step.ScheduledProcedureStepStartTime = ""
-    query.ScheduledProcedureStepSequence = [step]
-    return query
+    return dicom.worklist_query(
+        {"Modality": "CT", "ScheduledProcedureStepStartDate": f"{tomorrow():%Y%m%d}"}, **patient_keys
+    )
 
 
 def type_date(page, day: date) -> None:
@@ -180,7 +169,7 @@ def test_a_new_clerk_books_moves_and_cancels_a_thai_patients_ct(
     shoot("day-board-tomorrow")
 
     # 5. The scanner's worklist query returns it, with the Thai name intact.
-    answers = mwl_find(wlmscpfs.port, WLMSCPFS_AE, worklist_query())
+    answers = wlmscpfs.find(worklist_query())
     assert [(a.AccessionNumber, str(a.PatientName)) for a in answers] == [
         (order.accession_number, "ใจดี^สมชาย")
     ]
@@ -193,7 +182,7 @@ def test_a_new_clerk_books_moves_and_cancels_a_thai_patients_ct(
     shoot("reschedule")
     page.get_by_role("button", name="Move").click()
     expect(page.get_by_role("alert").filter(has_text="moved to CT 1")).to_be_visible()
-    (answer,) = mwl_find(wlmscpfs.port, WLMSCPFS_AE, worklist_query(PatientID="HN990001"))
+    (answer,) = wlmscpfs.find(worklist_query(PatientID="HN990001"))
     assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime == "103000"
     assert str(answer.PatientName) == "ใจดี^สมชาย"
 
@@ -236,7 +225,7 @@ def test_a_new_clerk_books_moves_and_cancels_a_thai_patients_ct(
     shoot("cancelled-on-board")
     order.refresh_from_db()
     assert order.status == OrderStatus.CANCELLED
-    assert mwl_find(wlmscpfs.port, WLMSCPFS_AE, worklist_query(PatientID="HN990001")) == []
+    assert wlmscpfs.find(worklist_query(PatientID="HN990001")) == []
 
     # 10. The same board in Thai.
     page.get_by_label("Language").select_option("th")

@@ -9,55 +9,22 @@ A missing server binary fails the tier: a skipped interop test proves nothing.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
 import time as clock
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from pydicom.dataset import Dataset
-from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
-from scheduling import services
-from scheduling.models import Order
+from tests.mwl_server.dicom import echo, find_answers, free_port, require
 from worklist_export.writer import LOCKFILE
 
 ORTHANC_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"
-CALLING_AE = "TESTSCU"
 WLMSCPFS_AE = "WORKLIST"
 ORTHANC_AE = "ORTHANC"
-
-
-def require(binary: str, *fallbacks: str) -> str:
-    found = shutil.which(binary) or next((f for f in fallbacks if Path(f).is_file()), None)
-    if found is None:
-        pytest.fail(f"{binary} is not installed; the interop tests need it (apt-get install dcmtk orthanc).")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def echo_ok(port: int, called_ae: str) -> bool:
-    ae = AE(ae_title=CALLING_AE)
-    ae.add_requested_context(Verification)
-    ae.acse_timeout = ae.network_timeout = 2
-    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
-    if not assoc.is_established:
-        return False
-    try:
-        status = assoc.send_c_echo()
-        return bool(status) and status.Status == 0x0000
-    finally:
-        assoc.release()
 
 
 @dataclass
@@ -72,27 +39,7 @@ class Server:
 
     def find(self, query: Dataset) -> list[Dataset]:
         """C-FIND in the Modality Worklist model, as a modality does; the pending answers."""
-        return mwl_find(self.port, self.called_ae, query)
-
-
-def mwl_find(port: int, called_ae: str, query: Dataset) -> list[Dataset]:
-    ae = AE(ae_title=CALLING_AE)
-    ae.add_requested_context(ModalityWorklistInformationFind)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
-    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
-    assert assoc.is_established, f"association to {called_ae}@{port} refused"
-    answers, final = [], None
-    try:
-        for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind):
-            assert status, "no C-FIND response"
-            if status.Status in (0xFF00, 0xFF01):
-                answers.append(identifier)
-            else:
-                final = status.Status
-    finally:
-        assoc.release()
-    assert final == 0x0000, f"C-FIND ended with status 0x{final:04X}"
-    return answers
+        return find_answers(self.port, query, called=self.called_ae)
 
 
 def start(name: str, cmd: list[str], port: int, called_ae: str, workdir: Path) -> subprocess.Popen:
@@ -103,7 +50,7 @@ def start(name: str, cmd: list[str], port: int, called_ae: str, workdir: Path) -
         if process.poll() is not None:
             pytest.fail(f"{name} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
         try:
-            if echo_ok(port, called_ae):
+            if echo(port, called=called_ae, timeout=2) == "ok":
                 return process
         except (OSError, RuntimeError):
             pass
@@ -193,27 +140,3 @@ def wlmscpfs(wlmscpfs_server, settings) -> Server:
 @pytest.fixture
 def tomorrow() -> date:
     return timezone.localdate() + timedelta(days=1)
-
-
-@pytest.fixture
-def at(tomorrow):
-    """at(9, 30) -> an aware datetime tomorrow at 09:30 in the clinic's time zone."""
-    return lambda hour, minute=0: timezone.make_aware(datetime.combine(tomorrow, time(hour, minute)))
-
-
-@pytest.fixture
-def after_commit(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def book(user, room, procedure, patient, at, after_commit):
-    """book(**overrides) -> an Order booked through scheduling.services, exported after commit."""
-
-    def make(**overrides) -> Order:
-        args = {"patient": patient, "procedure": procedure, "room": room, "start": at(9), "user": user}
-        args.update(overrides)
-        with after_commit():
-            return services.order_book(**args)
-
-    return make

@@ -8,27 +8,25 @@ and Orthanc, which serves the same export's files).
 
 from __future__ import annotations
 
-import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from scheduling.models import CharacterSet, OrderStatus
 from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
-from tests.interop.conftest import require
 from tests.mwl_server.dicom import (
     SERVER_AE,
     echo,
     find,
+    findscu,
     mpps_dataset,
     mpps_set_dataset,
     n_create,
     n_set,
     new_uid,
     running_server,
+    worklist_query,
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.django_db(transaction=True)]
@@ -44,41 +42,24 @@ def builtin(settings):
 
 
 @pytest.fixture
-def orders(wlmscpfs, book, at, tomorrow):
+def orders(wlmscpfs, book, tomorrow_at, tomorrow):
     """A small day: two CT rooms, Latin and Thai names, a Latin-1 room, and an exam the day after."""
     ct2 = RoomFactory(name="CT 2", ae_title="CT02")
     latin1 = RoomFactory(name="CT Latin", ae_title="CTL1", worklist_charset=CharacterSet.LATIN1)
-    day_after = at(9) + timedelta(days=1)
+    day_after = tomorrow_at(9) + timedelta(days=1)
     return [
         book(),
-        book(patient=ThaiPatientFactory(mrn="HN555555"), start=at(11)),
-        book(patient=PatientFactory(family_name="Srisuk", given_name="Malee", mrn="HN777777"), start=at(14)),
-        book(patient=PatientFactory(family_name="Jaidee", given_name="Anan"), room=ct2, start=at(10)),
-        book(patient=ThaiPatientFactory(mrn="HN666666"), room=latin1, start=at(12, 30)),
+        book(patient=ThaiPatientFactory(mrn="HN555555"), start=tomorrow_at(11)),
+        book(
+            patient=PatientFactory(family_name="Srisuk", given_name="Malee", mrn="HN777777"),
+            start=tomorrow_at(14),
+        ),
+        book(
+            patient=PatientFactory(family_name="Jaidee", given_name="Anan"), room=ct2, start=tomorrow_at(10)
+        ),
+        book(patient=ThaiPatientFactory(mrn="HN666666"), room=latin1, start=tomorrow_at(12, 30)),
         book(patient=PatientFactory(family_name="Wongsa"), start=day_after),
     ]
-
-
-def query(sps_keys: dict | None = None, charset: str = "ISO_IR 192", **keys) -> Dataset:
-    ds = Dataset()
-    ds.SpecificCharacterSet = charset
-    for keyword in ("PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID"):
-        setattr(ds, keyword, "")
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    sps = Dataset()
-    for keyword in (
-        "ScheduledStationAETitle",
-        "ScheduledProcedureStepStartDate",
-        "ScheduledProcedureStepStartTime",
-        "Modality",
-        "ScheduledProcedureStepDescription",
-    ):
-        setattr(sps, keyword, "")
-    for keyword, value in (sps_keys or {}).items():
-        setattr(sps, keyword, value)
-    ds.ScheduledProcedureStepSequence = [sps]
-    return ds
 
 
 def summary(answers) -> set[tuple[str, str, str, str]]:
@@ -100,35 +81,35 @@ def queries(tomorrow) -> dict[str, Dataset]:
     d1, d2 = f"{tomorrow:%Y%m%d}", f"{tomorrow + timedelta(days=1):%Y%m%d}"
     d0 = f"{tomorrow - timedelta(days=1):%Y%m%d}"
     return {
-        "broad": query(
+        "broad": worklist_query(
             {"ScheduledProcedureStepStartDate": d1, "Modality": "CT", "ScheduledStationAETitle": "CT01"}
         ),
-        "broad range": query(
+        "broad range": worklist_query(
             {
                 "ScheduledProcedureStepStartDate": f"{d1}-{d2}",
                 "Modality": "CT",
                 "ScheduledStationAETitle": "CT01",
             }
         ),
-        "all": query(),
-        "station only": query({"ScheduledStationAETitle": "CT02"}),
-        "patient name": query(PatientName="Jaidee^Somchai*"),
-        "patient id": query(PatientID="HN777777"),
-        "wildcard *": query(PatientName="Jai*"),
-        "wildcard ?": query(PatientName="Sri?uk*"),
-        "open date range from": query({"ScheduledProcedureStepStartDate": f"{d2}-"}),
-        "open date range to": query({"ScheduledProcedureStepStartDate": f"-{d1}"}),
-        "closed date range": query({"ScheduledProcedureStepStartDate": f"{d0}-{d1}"}),
-        "time range": query({"ScheduledProcedureStepStartTime": "0930-1300"}),
-        "open time range": query({"ScheduledProcedureStepStartTime": "1200-"}),
-        "date and time": query(
+        "all": worklist_query(),
+        "station only": worklist_query({"ScheduledStationAETitle": "CT02"}),
+        "patient name": worklist_query(PatientName="Jaidee^Somchai*"),
+        "patient id": worklist_query(PatientID="HN777777"),
+        "wildcard *": worklist_query(PatientName="Jai*"),
+        "wildcard ?": worklist_query(PatientName="Sri?uk*"),
+        "open date range from": worklist_query({"ScheduledProcedureStepStartDate": f"{d2}-"}),
+        "open date range to": worklist_query({"ScheduledProcedureStepStartDate": f"-{d1}"}),
+        "closed date range": worklist_query({"ScheduledProcedureStepStartDate": f"{d0}-{d1}"}),
+        "time range": worklist_query({"ScheduledProcedureStepStartTime": "0930-1300"}),
+        "open time range": worklist_query({"ScheduledProcedureStepStartTime": "1200-"}),
+        "date and time": worklist_query(
             {"ScheduledProcedureStepStartDate": d1, "ScheduledProcedureStepStartTime": "-1030"}
         ),
-        "thai name": query(PatientName="ใจ*"),
-        "romanised name at a latin-1 station": query(
+        "thai name": worklist_query(PatientName="ใจ*"),
+        "romanised name at a latin-1 station": worklist_query(
             {"ScheduledStationAETitle": "CTL1"}, charset="ISO_IR 100", PatientName="Jaidee*"
         ),
-        "no match": query({"Modality": "MR"}),
+        "no match": worklist_query({"Modality": "MR"}),
     }
 
 
@@ -144,17 +125,6 @@ def test_pynetdicom_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, t
     # The queries did select something: not every answer set is empty or everything.
     assert len(summary(find(builtin, queries(tomorrow)["all"])[0])) == len(orders)
     assert len(summary(find(builtin, queries(tomorrow)["broad"])[0])) == 3
-
-
-def findscu(port: int, called_ae: str, keys: list[str], out: Path) -> set:
-    binary = require("findscu")
-    out.mkdir()
-    args = [binary, "-W", "-aet", "TESTSCU", "-aec", called_ae, "-X", "-od", str(out)]
-    for key in keys:
-        args += ["-k", key]
-    result = subprocess.run([*args, "127.0.0.1", str(port)], capture_output=True, timeout=30, check=False)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return summary(dcmread(path) for path in sorted(out.glob("rsp*.dcm")))
 
 
 def test_findscu_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, tomorrow, tmp_path):
@@ -181,8 +151,8 @@ def test_findscu_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, tomo
     for name, keys in cases.items():
         # Matching keys after the return keys: findscu keeps the last value given for a key.
         keys = ["SpecificCharacterSet=ISO_IR 192", *returned, *keys]
-        ours = findscu(builtin, SERVER_AE, keys, tmp_path / f"ours-{name}")
-        theirs = findscu(wlmscpfs.port, wlmscpfs.called_ae, keys, tmp_path / f"theirs-{name}")
+        ours = summary(findscu(builtin, SERVER_AE, keys, tmp_path / f"ours-{name}"))
+        theirs = summary(findscu(wlmscpfs.port, wlmscpfs.called_ae, keys, tmp_path / f"theirs-{name}"))
         assert ours == theirs, name
         assert ours, f"{name}: nothing matched; the comparison proves nothing"
 
@@ -190,7 +160,7 @@ def test_findscu_gets_the_same_answers_from_both(builtin, wlmscpfs, orders, tomo
 def test_mpps_takes_the_exam_off_every_kind_of_worklist_server(builtin, server, book, tomorrow):
     """MPPS to serve_dicom; the export's files are served by `server` (wlmscpfs, then Orthanc)."""
     order = book()
-    by_accession = query({"ScheduledProcedureStepStatus": ""}, AccessionNumber=order.accession_number)
+    by_accession = worklist_query(AccessionNumber=order.accession_number)
     uid = new_uid()
     assert [a.AccessionNumber for a in server.find(by_accession)] == [order.accession_number]
 
@@ -216,7 +186,7 @@ def test_a_discontinued_exam_comes_back_on_every_kind_of_worklist_server(builtin
     assert n_set(builtin, uid, mpps_set_dataset("DISCONTINUED", "Patient refused")) == 0x0000
     order.refresh_from_db()
     assert (order.status, order.discontinue_reason) == (OrderStatus.ARRIVED, "Patient refused")
-    by_accession = query(AccessionNumber=order.accession_number)
+    by_accession = worklist_query(AccessionNumber=order.accession_number)
     assert len(find(builtin, by_accession)[0]) == len(server.find(by_accession)) == 1
 
 
@@ -230,7 +200,7 @@ def test_a_discontinued_exam_comes_back_on_every_kind_of_worklist_server(builtin
 )
 def test_malformed_queries_get_failure_statuses(builtin, book, keys):
     book()
-    ds = query()
+    ds = worklist_query()
     for keyword, value in keys.items():
         setattr(ds, keyword, value)
     answers, final = find(builtin, ds)

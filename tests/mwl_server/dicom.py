@@ -1,11 +1,20 @@
-"""Test helpers: the built-in server on a free loopback port, and a modality's side of the talk."""
+"""A modality's side of the DICOM talk, for every test tier that has one (mwl_server, interop, e2e).
+
+Worklist queries as a modality builds them, C-ECHO, C-FIND, findscu, MPPS N-CREATE and N-SET over
+pynetdicom, and serve_dicom's server on a free loopback port. The bench (bench/run.py) keeps its own.
+"""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
@@ -16,6 +25,35 @@ from scheduling.models import Order
 
 SERVER_AE = "RISMWL"
 CALLING_AE = "TESTSCU"
+
+# The return keys a modality asks for (empty: send me the value), at the top and in the SPS item.
+RETURN_KEYS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyInstanceUID",
+    "RequestedProcedureID",
+    "RequestedProcedureDescription",
+)
+SPS_RETURN_KEYS = (
+    "ScheduledStationAETitle",
+    "ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepStartTime",
+    "Modality",
+    "ScheduledProcedureStepDescription",
+    "ScheduledProcedureStepID",
+    "ScheduledProcedureStepStatus",
+)
+
+
+def require(binary: str, *fallbacks: str) -> str:
+    """The path of a peer program (wlmscpfs, findscu, Orthanc); fail, never skip, when it is missing."""
+    found = shutil.which(binary) or next((f for f in fallbacks if Path(f).is_file()), None)
+    if found is None:
+        pytest.fail(f"{binary} is not installed; the interop tests need it (apt-get install dcmtk orthanc).")
+    return found
 
 
 def free_port() -> int:
@@ -35,17 +73,17 @@ def running_server(ae_title: str = SERVER_AE) -> Iterator[int]:
         server.shutdown()
 
 
-def _ae(calling: str, *contexts) -> AE:
+def _ae(calling: str, *contexts, timeout: float = 10) -> AE:
     ae = AE(ae_title=calling)
     for context in contexts:
         ae.add_requested_context(context)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     return ae
 
 
-def echo(port: int, *, calling: str = CALLING_AE, called: str = SERVER_AE) -> str:
+def echo(port: int, *, calling: str = CALLING_AE, called: str = SERVER_AE, timeout: float = 10) -> str:
     """'ok', 'rejected' or 'failed'."""
-    assoc = _ae(calling, Verification).associate("127.0.0.1", port, ae_title=called)
+    assoc = _ae(calling, Verification, timeout=timeout).associate("127.0.0.1", port, ae_title=called)
     if assoc.is_rejected:
         return "rejected"
     if not assoc.is_established:
@@ -55,6 +93,24 @@ def echo(port: int, *, calling: str = CALLING_AE, called: str = SERVER_AE) -> st
         return "ok" if status and status.Status == 0 else "failed"
     finally:
         assoc.release()
+
+
+def worklist_query(sps_keys: dict | None = None, /, *, charset: str = "ISO_IR 192", **keys) -> Dataset:
+    """A Modality Worklist C-FIND identifier: the usual return keys, `keys` at the top level and
+    `sps_keys` in the Scheduled Procedure Step item (a value there is a matching key)."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = charset
+    for keyword in RETURN_KEYS:
+        setattr(ds, keyword, "")
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    sps = Dataset()
+    for keyword in SPS_RETURN_KEYS:
+        setattr(sps, keyword, "")
+    for keyword, value in (sps_keys or {}).items():
+        setattr(sps, keyword, value)
+    ds.ScheduledProcedureStepSequence = [sps]
+    return ds
 
 
 def find(port: int, query: Dataset, *, calling: str = CALLING_AE, called: str = SERVER_AE):
@@ -72,6 +128,27 @@ def find(port: int, query: Dataset, *, calling: str = CALLING_AE, called: str = 
     finally:
         assoc.release()
     return answers, final
+
+
+def find_answers(
+    port: int, query: Dataset, *, calling: str = CALLING_AE, called: str = SERVER_AE
+) -> list[Dataset]:
+    """The pending answers of a worklist C-FIND that must end in success."""
+    answers, final = find(port, query, calling=calling, called=called)
+    assert final is not None, "C-FIND ended without a final status"
+    assert final.Status == 0x0000, f"C-FIND ended with status 0x{final.Status:04X}"
+    return answers
+
+
+def findscu(port: int, called_ae: str, keys: list[str], out: Path) -> list[Dataset]:
+    """findscu -W with `keys` (-k each), as a DCMTK-based modality asks; the answers it wrote in `out`."""
+    out.mkdir()
+    args = [require("findscu"), "-W", "-aet", CALLING_AE, "-aec", called_ae, "-X", "-od", str(out)]
+    for key in keys:
+        args += ["-k", key]
+    result = subprocess.run([*args, "127.0.0.1", str(port)], capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return [dcmread(path) for path in sorted(out.glob("rsp*.dcm"))]
 
 
 def mpps_dataset(order: Order | None = None, *, status: str = "IN PROGRESS", **refs) -> Dataset:

@@ -7,7 +7,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
-from pydicom.dataset import Dataset
 
 from scheduling.models import CharacterSet, OrderStatus
 from tests.factories import RoomFactory, ThaiPatientFactory
@@ -20,6 +19,7 @@ from tests.mwl_server.dicom import (
     n_set,
     new_uid,
     running_server,
+    worklist_query,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,17 +31,6 @@ def port(settings):
     settings.DICOM_SERVER_ALLOW_ANY_CALLER = False
     with running_server() as port:
         yield port
-
-
-def query(**keys) -> Dataset:
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.PatientName = ""
-    ds.AccessionNumber = ""
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    ds.ScheduledProcedureStepSequence = [Dataset()]
-    return ds
 
 
 def test_c_echo_answers_a_known_caller(port, room):
@@ -70,7 +59,7 @@ def test_a_new_room_may_call_at_once(port):
 def test_c_find_answers_in_the_station_charset(port, book):
     room = RoomFactory(ae_title="CT66", worklist_charset=CharacterSet.THAI)
     order = book(room=room, patient=ThaiPatientFactory())
-    [answer], final = find(port, query(PatientName="ใจ*"))
+    [answer], final = find(port, worklist_query(PatientName="ใจ*"))
     assert final.Status == 0x0000
     assert answer.SpecificCharacterSet == "ISO_IR 166"
     assert answer.PatientName == "ใจดี^สมชาย"
@@ -88,7 +77,7 @@ def test_c_find_answers_in_the_station_charset(port, book):
 )
 def test_a_bad_identifier_gets_a_failure_status(port, book, keys, status):
     book()
-    answers, final = find(port, query(**keys))
+    answers, final = find(port, worklist_query(**keys))
     assert answers == []
     assert final.Status == status
     assert final.ErrorComment
@@ -100,13 +89,13 @@ def test_mpps_moves_the_order_through_in_progress_to_completed(port, book, workl
     assert n_create(port, uid, mpps_dataset(order)) == 0x0000
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
-    [answer], _ = find(port, query(AccessionNumber=order.accession_number))
+    [answer], _ = find(port, worklist_query(AccessionNumber=order.accession_number))
     assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "STARTED"
 
     assert n_set(port, uid, mpps_set_dataset("COMPLETED")) == 0x0000
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
-    assert find(port, query(AccessionNumber=order.accession_number))[0] == []
+    assert find(port, worklist_query(AccessionNumber=order.accession_number))[0] == []
     assert not (worklist_dir / f"{order.accession_number}.wl").exists()
 
 

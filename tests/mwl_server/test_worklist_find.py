@@ -11,23 +11,10 @@ from mwl_server.services import IDENTIFIER_DOES_NOT_MATCH, DicomFailure, worklis
 from scheduling import services
 from scheduling.models import CharacterSet
 from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
+from tests.mwl_server.dicom import worklist_query
 from worklist_export.dataset import order_dataset
 
 pytestmark = pytest.mark.django_db
-
-
-def sps_query(**sps_keys) -> Dataset:
-    query = Dataset()
-    query.SpecificCharacterSet = "ISO_IR 192"
-    for keyword in ("PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID"):
-        setattr(query, keyword, "")
-    sps = Dataset()
-    for keyword in ("ScheduledStationAETitle", "ScheduledProcedureStepStartDate", "Modality"):
-        setattr(sps, keyword, "")
-    for keyword, value in sps_keys.items():
-        setattr(sps, keyword, value)
-    query.ScheduledProcedureStepSequence = [sps]
-    return query
 
 
 def day(offset: int = 1) -> str:
@@ -41,7 +28,9 @@ def accessions(answers) -> list[str]:
 def test_broad_query_finds_the_booked_exam(book):
     order = book()
     [answer] = worklist_find(
-        sps_query(ScheduledStationAETitle="CT01", Modality="CT", ScheduledProcedureStepStartDate=day())
+        worklist_query(
+            {"ScheduledStationAETitle": "CT01", "Modality": "CT", "ScheduledProcedureStepStartDate": day()}
+        )
     )
     assert answer.AccessionNumber == order.accession_number
     assert answer.PatientName == order_dataset(order).PatientName
@@ -67,25 +56,25 @@ def test_the_answer_to_an_all_keys_query_equals_the_worklist_file(book, worklist
 
 def test_other_days_stations_and_modalities_are_left_out(book, tomorrow_at):
     book()
-    assert worklist_find(sps_query(ScheduledProcedureStepStartDate=day(2))) == []
-    assert worklist_find(sps_query(ScheduledStationAETitle="MR01")) == []
-    assert worklist_find(sps_query(Modality="MR")) == []
+    assert worklist_find(worklist_query({"ScheduledProcedureStepStartDate": day(2)})) == []
+    assert worklist_find(worklist_query({"ScheduledStationAETitle": "MR01"})) == []
+    assert worklist_find(worklist_query({"Modality": "MR"})) == []
 
 
 def test_date_and_time_ranges(book, tomorrow_at):
     early = book()
     late = book(patient=PatientFactory(), start=tomorrow_at(14))
     assert accessions(
-        worklist_find(sps_query(ScheduledProcedureStepStartDate=f"{day(0)}-{day(1)}"))
+        worklist_find(worklist_query({"ScheduledProcedureStepStartDate": f"{day(0)}-{day(1)}"}))
     ) == sorted([early.accession_number, late.accession_number])
-    assert worklist_find(sps_query(ScheduledProcedureStepStartDate=f"-{day(0)}")) == []
-    assert accessions(worklist_find(sps_query(ScheduledProcedureStepStartDate=f"{day(1)}-"))) == sorted(
-        [early.accession_number, late.accession_number]
-    )
-    assert accessions(worklist_find(sps_query(ScheduledProcedureStepStartTime="0800-1200"))) == [
+    assert worklist_find(worklist_query({"ScheduledProcedureStepStartDate": f"-{day(0)}"})) == []
+    assert accessions(
+        worklist_find(worklist_query({"ScheduledProcedureStepStartDate": f"{day(1)}-"}))
+    ) == sorted([early.accession_number, late.accession_number])
+    assert accessions(worklist_find(worklist_query({"ScheduledProcedureStepStartTime": "0800-1200"}))) == [
         early.accession_number
     ]
-    assert accessions(worklist_find(sps_query(ScheduledProcedureStepStartTime="1200-"))) == [
+    assert accessions(worklist_find(worklist_query({"ScheduledProcedureStepStartTime": "1200-"}))) == [
         late.accession_number
     ]
 
@@ -93,10 +82,10 @@ def test_date_and_time_ranges(book, tomorrow_at):
 def test_patient_queries_by_name_wildcard_and_id(book, tomorrow_at):
     order = book()
     other = book(patient=PatientFactory(family_name="Srisuk", mrn="HN777777"), start=tomorrow_at(11))
-    query = sps_query()
+    query = worklist_query()
     query.PatientName = "Jaid*"
     assert accessions(worklist_find(query)) == [order.accession_number]
-    query = sps_query()
+    query = worklist_query()
     query.PatientID = "HN777777"
     assert accessions(worklist_find(query)) == [other.accession_number]
 
@@ -108,13 +97,13 @@ def test_cancelled_and_completed_orders_are_not_on_the_worklist(book, user, tomo
     services.order_cancel(order=cancelled, reason="Patient declined", user=user)
     for step in (services.order_arrive, services.order_start, services.order_complete):
         step(order=done, user=user)
-    assert accessions(worklist_find(sps_query())) == [kept.accession_number]
+    assert accessions(worklist_find(worklist_query())) == [kept.accession_number]
 
 
 def test_a_latin1_station_gets_its_charset_and_the_romanised_name(book, procedure):
     room = RoomFactory(ae_title="CT09", worklist_charset=CharacterSet.LATIN1)
     order = book(room=room, patient=ThaiPatientFactory())
-    query = sps_query(ScheduledStationAETitle="CT09")
+    query = worklist_query({"ScheduledStationAETitle": "CT09"})
     query.PatientName = "Jaidee*"
     [answer] = worklist_find(query)
     assert answer.SpecificCharacterSet == "ISO_IR 100"
@@ -124,7 +113,7 @@ def test_a_latin1_station_gets_its_charset_and_the_romanised_name(book, procedur
 
 def test_a_thai_query_in_tis620_finds_a_utf8_item(book):
     order = book(patient=ThaiPatientFactory())
-    query = sps_query()
+    query = worklist_query()
     query.SpecificCharacterSet = "ISO_IR 166"
     query.PatientName = "ใจดี*"
     [answer] = worklist_find(query)
@@ -140,5 +129,5 @@ def test_a_thai_query_in_tis620_finds_a_utf8_item(book):
 def test_a_malformed_key_is_refused(book, keys):
     book()
     with pytest.raises(DicomFailure) as exc:
-        worklist_find(sps_query(**keys))
+        worklist_find(worklist_query(keys))
     assert exc.value.status == IDENTIFIER_DOES_NOT_MATCH

@@ -51,6 +51,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 @pytest.fixture(autouse=True)
-def _worklist_dir(settings, tmp_path):
+def _worklist_dir(worklist_dir):
     # A folder per test: a test that writes worklist files never sees another's.
-    settings.WORKLIST_DIR = str(tmp_path / "worklists")
+    return worklist_dir

@@ -18,7 +18,8 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
 from scheduling.models import Order, Patient, Procedure, Room
-from worklist_export.dataset import order_source, source_dataset
+from tests.worklist_export.oracle import source_dataset
+from worklist_export.dataset import order_source
 
 from .conftest import EXAMPLES
 

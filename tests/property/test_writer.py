@@ -77,11 +77,11 @@ def assert_nothing_outside(sandbox: Path) -> None:
 @given(relative_path=relative_paths(), layout=st.sampled_from(["orthanc", "wlmscpfs"]))
 @counted
 def test_writing_or_removing_any_path_stays_in_the_folder(settings, sandbox, order, relative_path, layout):
-    from worklist_export.dataset import order_dataset
+    from worklist_export.dataset import order_body
 
     settings.WORKLIST_LAYOUT = layout
     for action in (
-        lambda: worklist_file_write(relative_path=relative_path, dataset=order_dataset(order)),
+        lambda: worklist_file_write(relative_path=relative_path, body=order_body(order)),
         lambda: worklist_file_remove(relative_path=relative_path),
     ):
         try:

@@ -8,6 +8,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polib
 import pytest
 from django.conf import settings
 from django.urls import reverse
@@ -19,45 +20,14 @@ PO = Path(settings.BASE_DIR) / "locale" / "th" / "LC_MESSAGES" / "django.po"
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|%[sd]")
 
 
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text)
-
-
-def _po_blocks(text: str) -> list[list[str]]:
-    """The lines of each entry. An entry ends at a blank line or where the next one's comments or msgid
-    begin: msgfmt does not need a blank line between entries, so neither may this parser."""
-    blocks: list[list[str]] = [[]]
-    for line in text.splitlines():
-        has_msgstr = any(seen.startswith("msgstr") for seen in blocks[-1])
-        if not line.strip() or (has_msgstr and line.startswith(("#", "msgctxt", "msgid "))):
-            blocks.append([])
-        if line.strip():
-            blocks[-1].append(line)
-    return [block for block in blocks if block]
-
-
 def po_entries(po: Path = PO) -> list[dict]:
-    """Each entry of a .po (the Thai one by default): msgid, msgstr and flags (a small parser; polib is
-    not a dependency)."""
-    entries = []
-    for block in _po_blocks(po.read_text(encoding="utf-8")):
-        flags = " ".join(line[2:] for line in block if line.startswith("#,"))
-        fields: dict[str, str] = {}
-        key = None
-        for line in block:
-            if line.startswith("#"):
-                continue
-            match = re.match(r'^(msgid|msgstr|msgctxt|msgid_plural|msgstr\[\d+\]) "(.*)"$', line)
-            if match:
-                key = match.group(1)
-                fields[key] = _unescape(match.group(2))
-            elif line.startswith('"') and key:
-                fields[key] += _unescape(line[1:-1])
-        if "msgid" in fields and fields["msgid"]:
-            # Thai has a single plural form, so a plural entry has just msgstr[0].
-            msgstr = fields.get("msgstr", fields.get("msgstr[0]", ""))
-            entries.append({"msgid": fields["msgid"], "msgstr": msgstr, "flags": flags})
-    return entries
+    """Each entry of a .po (the Thai one by default): msgid, msgstr and flags; obsolete ones left out."""
+    return [
+        # Thai has a single plural form, so a plural entry has just msgstr[0].
+        {"msgid": e.msgid, "msgstr": e.msgstr or e.msgstr_plural.get(0, ""), "flags": e.flags}
+        for e in polib.pofile(str(po))
+        if not e.obsolete
+    ]
 
 
 def test_the_parser_reads_entries_not_separated_by_a_blank_line(tmp_path):
@@ -246,9 +216,20 @@ def test_english_dates_are_day_first_with_a_24_hour_clock(client, user, order):
     assert "09:00" in html and "a.m." not in html
 
 
-# Not UI: tooling, tests and build output. Everything else under the project is scanned, so a new app
-# or template directory is covered without touching this list.
-NOT_UI = (".git", ".venv", "var", "tests", "test-artifacts", "locale", "node_modules", "staticfiles", "*.pyc")
+# Not UI: tooling, tests and build output (mutants/ is mutmut's mutated copy of the sources). Everything
+# else under the project is scanned, so a new app or template directory is covered without touching this list.
+NOT_UI = (
+    ".git",
+    ".venv",
+    "var",
+    "tests",
+    "test-artifacts",
+    "mutants",
+    "locale",
+    "node_modules",
+    "staticfiles",
+    "*.pyc",
+)
 
 
 def extracted_msgids(tmp_path: Path) -> set[str]:

@@ -9,7 +9,7 @@ from pydicom.valuerep import PersonName
 from scheduling.models import CharacterSet, OrderStatus
 from tests.factories import OrderFactory, PatientFactory, RoomFactory, ThaiPatientFactory
 from worklist_export.dataset import ExportError, order_dataset, order_source, source_fingerprint
-from worklist_export.writer import dataset_bytes
+from tests.worklist_export.oracle import dataset_bytes
 
 TYPE_1 = [
     "RequestedProcedureID",

@@ -19,8 +19,8 @@ from pydicom.filewriter import write_file_meta_info
 from scheduling.models import CharacterSet
 from tests.factories import OrderFactory, PatientFactory, RoomFactory, ThaiPatientFactory
 from worklist_export import encoding
-from worklist_export.dataset import order_source, source_dataset
-from worklist_export.writer import _file_meta, dataset_bytes
+from tests.worklist_export.oracle import dataset_bytes, file_meta, source_dataset
+from worklist_export.dataset import order_source
 
 
 def pydicom_bytes(source: dict) -> bytes:
@@ -110,7 +110,7 @@ def test_generated_items_encode_to_pydicoms_bytes(source):
 
 def test_the_file_meta_is_what_pydicom_writes():
     body = b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 192"
-    meta = _file_meta()
+    meta = file_meta()
     buffer = DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, False
     buffer.write(b"\0" * 128 + b"DICM")

@@ -167,7 +167,8 @@ def test_export_failures_are_listed_per_order(worklist_dir, db):
 def test_a_large_export_is_written_in_batches_the_task_agrees_with(worklist_dir, db, monkeypatch):
     from worklist_export import reconcile
     from worklist_export.dataset import order_dataset
-    from worklist_export.writer import content_sha256, file_content_sha256
+    from tests.worklist_export.oracle import dataset_sha256
+    from worklist_export.writer import file_content_sha256
 
     monkeypatch.setattr(reconcile, "BATCH_SIZE", 2)
     orders = [OrderFactory(accession_number=f"ACC{i}", patient=ThaiPatientFactory()) for i in range(5)]
@@ -181,7 +182,7 @@ def test_a_large_export_is_written_in_batches_the_task_agrees_with(worklist_dir,
         assert ds.file_meta.MediaStorageSOPClassUID == "1.2.840.10008.5.1.4.31"
         assert ds.PatientName == "ใจดี^สมชาย"
         # Byte for byte what the task writes: the task finds it unchanged.
-        assert file_content_sha256(path) == content_sha256(order_dataset(order))
+        assert file_content_sha256(path) == dataset_sha256(order_dataset(order))
         assert order_sync_worklist(order_id=order.pk) == "unchanged"
     assert worklists_reconcile().counts()["unchanged"] == 5
 

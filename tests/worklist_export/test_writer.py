@@ -9,7 +9,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.factories import OrderFactory, RoomFactory
 from worklist_export import writer
-from worklist_export.dataset import order_dataset
+from worklist_export.dataset import order_body
 from worklist_export.writer import (
     order_file_path,
     safe_ae_folder,
@@ -43,7 +43,7 @@ def order(db):
 
 def test_it_writes_a_part10_worklist_file(worklist_dir, order):
     path = order_file_path(order)
-    result = worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    result = worklist_file_write(relative_path=path, body=order_body(order))
     assert path == "2511250007.wl"
     assert result.written
     ds = dcmread(worklist_dir / path)
@@ -55,45 +55,45 @@ def test_it_writes_a_part10_worklist_file(worklist_dir, order):
 
 
 def test_it_leaves_no_temporary_file(worklist_dir, order):
-    worklist_file_write(relative_path=order_file_path(order), dataset=order_dataset(order))
+    worklist_file_write(relative_path=order_file_path(order), body=order_body(order))
     assert [p.name for p in worklist_dir.iterdir()] == ["2511250007.wl"]
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(worklist_dir, order, monkeypatch):
     path = order_file_path(order)
-    worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    worklist_file_write(relative_path=path, body=order_body(order))
     before = (worklist_dir / path).read_bytes()
 
-    def half_then_fail(self, fh, **kwargs):
-        fh.write(b"\0" * 128 + b"DICM")
+    def half_then_fail(tmp, data, *, fsync):
+        tmp.write_bytes(data[:132])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Dataset, "save_as", half_then_fail)
+    monkeypatch.setattr(writer, "_write_tmp", half_then_fail)
     order.room.location = "Building B"
     with pytest.raises(OSError):
-        worklist_file_write(relative_path=path, dataset=order_dataset(order))
+        worklist_file_write(relative_path=path, body=order_body(order))
     assert [p.name for p in worklist_dir.iterdir()] == ["2511250007.wl"]
     assert (worklist_dir / path).read_bytes() == before
 
 
 def test_an_interrupted_first_write_leaves_no_wl_file(worklist_dir, order, monkeypatch):
-    def half_then_fail(self, fh, **kwargs):
-        fh.write(b"\0" * 64)
+    def half_then_fail(tmp, data, *, fsync):
+        tmp.write_bytes(data[:64])
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(Dataset, "save_as", half_then_fail)
+    monkeypatch.setattr(writer, "_write_tmp", half_then_fail)
     with pytest.raises(OSError):
-        worklist_file_write(relative_path=order_file_path(order), dataset=order_dataset(order))
+        worklist_file_write(relative_path=order_file_path(order), body=order_body(order))
     assert list(worklist_dir.iterdir()) == []
 
 
 def test_identical_content_is_not_rewritten(worklist_dir, order):
     path = order_file_path(order)
-    first = worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    first = worklist_file_write(relative_path=path, body=order_body(order))
     mtime = (worklist_dir / path).stat().st_mtime_ns
-    again = worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    again = worklist_file_write(relative_path=path, body=order_body(order))
     # Without the recorded hash the file itself is compared.
-    fresh = worklist_file_write(relative_path=path, dataset=order_dataset(order), known_sha256="")
+    fresh = worklist_file_write(relative_path=path, body=order_body(order), known_sha256="")
     assert not again.written and not fresh.written
     assert again.content_sha256 == first.content_sha256
     assert (worklist_dir / path).stat().st_mtime_ns == mtime
@@ -101,10 +101,10 @@ def test_identical_content_is_not_rewritten(worklist_dir, order):
 
 def test_changed_content_is_rewritten(worklist_dir, order):
     path = order_file_path(order)
-    first = worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    first = worklist_file_write(relative_path=path, body=order_body(order))
     order.patient.given_name = "Somsak"
     second = worklist_file_write(
-        relative_path=path, dataset=order_dataset(order), known_sha256=first.content_sha256
+        relative_path=path, body=order_body(order), known_sha256=first.content_sha256
     )
     assert second.written
     assert dcmread(worklist_dir / path).PatientName == "Jaidee^Somsak"
@@ -112,7 +112,7 @@ def test_changed_content_is_rewritten(worklist_dir, order):
 
 def test_wlmscpfs_layout_uses_the_called_ae_folder_and_a_lockfile(wlmscpfs_dir, order):
     path = order_file_path(order)
-    worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    worklist_file_write(relative_path=path, body=order_body(order))
     assert path == "WORKLIST/2511250007.wl"
     assert (wlmscpfs_dir / "WORKLIST" / "lockfile").is_file()
     assert (wlmscpfs_dir / path).is_file()
@@ -134,14 +134,14 @@ def test_the_lockfile_is_exclusively_locked_while_writing(wlmscpfs_dir, order, m
         real_write(target, ds)
 
     monkeypatch.setattr(writer, "_write_atomic", checking_write)
-    worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    worklist_file_write(relative_path=path, body=order_body(order))
     assert seen == [False]
     assert lock_is_free(lockfile)
 
 
 def test_the_lockfile_is_exclusively_locked_while_removing(wlmscpfs_dir, order, monkeypatch):
     path = order_file_path(order)
-    worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    worklist_file_write(relative_path=path, body=order_body(order))
     lockfile = wlmscpfs_dir / "WORKLIST" / "lockfile"
     seen = []
     real_fsync_dir = writer._fsync_dir
@@ -175,7 +175,7 @@ def test_a_tricky_accession_stays_inside_the_folder(worklist_dir, db):
     order = OrderFactory(accession_number="../x/..")
     path = order_file_path(order)
     assert "/" not in path and ".." not in path
-    worklist_file_write(relative_path=path, dataset=order_dataset(order))
+    worklist_file_write(relative_path=path, body=order_body(order))
     assert (worklist_dir / path).parent == worklist_dir
 
 
