@@ -356,9 +356,9 @@ def stage_export_breakdown(args: dict) -> dict:
     """Where a full export spends its time per item, step by step, on `count` orders (milliseconds)."""
     import tempfile
 
-    from worklist_export.dataset import source_dataset, source_fingerprint
+    from tests.worklist_export.oracle import dataset_bytes, source_dataset
+    from worklist_export.dataset import source_fingerprint
     from worklist_export.encoding import part10_bytes, source_bytes
-    from worklist_export.writer import dataset_bytes
 
     count = args["count"]
     steps: dict[str, float] = {}
@@ -374,7 +374,7 @@ def stage_export_breakdown(args: dict) -> dict:
     steps["load orders (one query)"] = (clock.perf_counter() - t0) * 1000 / count
     sources = timed("order_source (validate values)", order_source, orders)
     timed("source_fingerprint", source_fingerprint, sources)
-    # What the export did before worklist_export/encoding.py, for comparison: pydicom builds and writes.
+    # The same item built and written by pydicom (the tests' oracle), for comparison with the encoder.
     datasets = timed("(before) source_dataset: pydicom Dataset", source_dataset, sources)
     timed("(before) dataset_bytes: pydicom write_dataset", dataset_bytes, datasets)
     bodies = timed("source_bytes: the export's encoder", source_bytes, sources)

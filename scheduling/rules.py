@@ -161,6 +161,8 @@ def _others(start: datetime, end: datetime, exclude: Order | None):
 
 
 def room_free(room: Room, start: datetime, end: datetime, exclude: Order | None) -> Problem | None:
+    if room.pk is None:
+        return None  # a room not saved yet holds no exams
     clash = (
         _others(start, end, exclude)
         .filter(room=room)
@@ -184,6 +186,8 @@ def room_free(room: Room, start: datetime, end: datetime, exclude: Order | None)
 
 def patient_free(patient: Patient, start: datetime, end: datetime, exclude: Order | None) -> Problem | None:
     """A warning, not a refusal: two exams of one patient may overlap (a CT then an ultrasound)."""
+    if patient.pk is None:
+        return None  # a patient being registered with this order has no other exam
     own = _others(start, end, exclude).filter(patient=patient).select_related("room", "procedure").first()
     if own is None:
         return None

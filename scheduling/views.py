@@ -18,6 +18,8 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from worklist_export.selectors import order_export_state
+
 from . import selectors, services
 from .barcode import code128_svg
 from .forms import (
@@ -34,7 +36,8 @@ from .forms import (
     ask_confirmation,
 )
 from .models import Order, Patient
-from .roles import FRONT_DESK, TECHNOLOGIST, require_role, user_has_role
+from .roles import FRONT_DESK, TECHNOLOGIST, require_role, user_roles
+from .status_actions import order_actions
 from .validators import validate_calendar_date
 
 ORDERS_PER_PAGE = 25
@@ -245,19 +248,12 @@ def slots(request: HttpRequest) -> JsonResponse:
 
 
 def _render_order(request: HttpRequest, order: Order, cancel_form: CancelForm | None = None) -> HttpResponse:
-    allowed = services.TRANSITIONS[order.status]
-    # Only the buttons the order's status and the user's role allow; the actions check the role again.
-    front_desk = user_has_role(request.user, FRONT_DESK)
-    technologist = user_has_role(request.user, TECHNOLOGIST)
     context = {
         "order": order,
         "cancel_form": cancel_form or CancelForm(),
-        "can_arrive": technologist and services.OrderStatus.ARRIVED in allowed,
-        "can_start": technologist and services.OrderStatus.IN_PROGRESS in allowed,
-        "can_complete": technologist and services.OrderStatus.COMPLETED in allowed,
-        "can_cancel": front_desk and services.OrderStatus.CANCELLED in allowed,
-        "can_reschedule": front_desk and order.status in services.RESCHEDULABLE,
-        "can_edit": front_desk and order.status in services.EDITABLE,
+        # Only the buttons the order's status and the user's role allow; the actions check the role again.
+        "actions": order_actions(status=order.status, roles=user_roles(request.user)),
+        "export_state": order_export_state(order=order),
         "history": selectors.record_history(instance=order),
     }
     return render(request, "scheduling/order_detail.html", context)

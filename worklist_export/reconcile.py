@@ -10,7 +10,6 @@ read, compared with the order's dataset and rewritten if it differs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from .services import entries_record_written, entry_record_absent, worklist_orde
 from .writer import (
     LAYOUT_WLMSCPFS,
     LOCKFILE,
+    content_sha256,
     export_lock,
     file_content_sha256,
     file_stamp,
@@ -219,7 +219,7 @@ def _compare_and_write(
 ) -> None:
     """Encode the order's item; write it unless the file on disk already holds exactly that."""
     body = source_bytes(source)
-    sha = hashlib.sha256(body).hexdigest()
+    sha = content_sha256(body)
     if stat is not None and file_content_sha256(worklist_root() / path) == sha:
         report.unchanged += 1
         if not check:
