@@ -11,6 +11,9 @@ from .settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if "DATABASE_URL" not in os.environ:
     DATABASES["default"]["NAME"] = os.path.join(tempfile.gettempdir(), "ris-test.sqlite3")  # noqa: F405
+    # A file, not Django's in-memory default, so that pytest's --reuse-db (on for runs by hand, see
+    # pyproject.toml) keeps the migrated test database between runs; CI and `make test` pass --create-db.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), "ris-test-db.sqlite3")}  # noqa: F405
 # Tests log in with force_login; the throttling test switches axes on with the `settings` fixture.
 AXES_ENABLED = False
 CELERY_BROKER_URL = ""

@@ -305,8 +305,6 @@ KILLED_WRITER = textwrap.dedent(
     import django
 
     django.setup()
-    from pydicom.dataset import Dataset
-    from pydicom.filebase import DicomBytesIO
     from worklist_export import writer
 
     mode, marker, order_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -316,17 +314,13 @@ KILLED_WRITER = textwrap.dedent(
         time.sleep(600)
 
     if mode == "task":
-        original = Dataset.save_as
+        original = writer._write_tmp
 
-        def half_then_freeze(self, fh, **kwargs):
-            buffer = DicomBytesIO()
-            original(self, buffer, **kwargs)
-            data = buffer.getvalue()
-            fh.write(data[: len(data) // 2])
-            fh.flush()
+        def half_then_freeze(tmp, data, *, fsync):
+            original(tmp, data[: len(data) // 2], fsync=fsync)
             freeze()
 
-        Dataset.save_as = half_then_freeze
+        writer._write_tmp = half_then_freeze
         from worklist_export.services import order_sync_worklist
 
         order_sync_worklist(order_id=order_id)
