@@ -163,7 +163,7 @@ class Bench:
         try:
             redis.Redis.from_url(REDIS_URL).flushdb()
             self.sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", "postgres")
-        except Exception as exc:  # noqa: BLE001 - clean-up must not hide the real error
+        except Exception as exc:  # clean-up must not hide the real error
             log(f"clean-up failed: {exc}")
 
     # --- 1. bulk export and reconcile ------------------------------------------------------------------

@@ -153,7 +153,7 @@ def modality_query(*, room: Room, day: date, target: Target, timeout: float | No
     }
     try:
         assoc = ae.associate(target.host, target.port, ae_title=target.called_ae)
-    except Exception as exc:  # noqa: BLE001 - a bad host name or the like; shown to the user
+    except Exception as exc:  # a bad host name or the like; shown to the user
         result.error = _("Could not reach %(where)s: %(error)s") % {"where": where, "error": exc}
         return result
     if assoc.is_rejected:

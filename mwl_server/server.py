@@ -80,7 +80,7 @@ def handle_find(event):
         query = event.identifier
         # Touch every element so a dataset that cannot be decoded fails here, not half-way.
         list(query.iterall())
-    except Exception as exc:  # noqa: BLE001 - any decoding error is the peer's malformed identifier
+    except Exception as exc:  # any decoding error is the peer's malformed identifier
         logger.warning("C-FIND from %s: unreadable identifier: %s", calling, exc)
         yield _status(services.IDENTIFIER_DOES_NOT_MATCH, "Identifier cannot be decoded"), None
         return

@@ -46,7 +46,7 @@ PATIENT_FIELDS = (
 )
 
 
-def add_service_error(form: forms.Form, error: ValidationError, field_map: Mapping[str, str] = {}) -> None:  # noqa: B006
+def add_service_error(form: forms.Form, error: ValidationError, field_map: Mapping[str, str] = {}) -> None:
     """Show a service's refusal on `form`: keyed messages at their field, anything else on top."""
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)
@@ -62,7 +62,7 @@ def ask_confirmation(form: forms.Form, field: str, warning: ValidationError) -> 
     form.fields[field].widget = forms.CheckboxInput()
 
 
-def add_problems(form: forms.Form, problems: list[rules.Problem], field_map: Mapping[str, str] = {}) -> None:  # noqa: B006
+def add_problems(form: forms.Form, problems: list[rules.Problem], field_map: Mapping[str, str] = {}) -> None:
     """Show the problems a rules check found: each at its field (through `field_map`), else on top; a
     warning with the checkbox that confirms it."""
     for problem in problems:

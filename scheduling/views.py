@@ -268,7 +268,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def order_slip(request: HttpRequest, pk: int) -> HttpResponse:
     """The appointment slip handed to the patient: when, where, how to prepare, and a barcode for check-in."""
     order = _order_for_page(pk)
-    context = {"order": order, "barcode": mark_safe(code128_svg(order.accession_number))}  # noqa: S308
+    context = {"order": order, "barcode": mark_safe(code128_svg(order.accession_number))}
     return render(request, "scheduling/order_slip.html", context)
 
 

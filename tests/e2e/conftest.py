@@ -19,7 +19,7 @@ from django.conf import settings
 # concurrently with the loop, so the guard can be lifted for this tier.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-from tests.interop.conftest import (  # noqa: E402,F401  (fixtures shared with the interop tier)
+from tests.interop.conftest import (  # noqa: F401  (fixtures shared with the interop tier)
     wlmscpfs,
     wlmscpfs_server,
 )

@@ -8,8 +8,8 @@ from pydicom.valuerep import PersonName
 
 from scheduling.models import CharacterSet, OrderStatus
 from tests.factories import OrderFactory, PatientFactory, RoomFactory, ThaiPatientFactory
-from worklist_export.dataset import ExportError, order_dataset, order_source, source_fingerprint
 from tests.worklist_export.oracle import dataset_bytes
+from worklist_export.dataset import ExportError, order_dataset, order_source, source_fingerprint
 
 TYPE_1 = [
     "RequestedProcedureID",

@@ -18,8 +18,8 @@ from pydicom.filewriter import write_file_meta_info
 
 from scheduling.models import CharacterSet
 from tests.factories import OrderFactory, PatientFactory, RoomFactory, ThaiPatientFactory
-from worklist_export import encoding
 from tests.worklist_export.oracle import dataset_bytes, file_meta, source_dataset
+from worklist_export import encoding
 from worklist_export.dataset import order_source
 
 

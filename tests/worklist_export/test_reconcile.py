@@ -165,9 +165,9 @@ def test_export_failures_are_listed_per_order(worklist_dir, db):
 
 
 def test_a_large_export_is_written_in_batches_the_task_agrees_with(worklist_dir, db, monkeypatch):
+    from tests.worklist_export.oracle import dataset_sha256
     from worklist_export import reconcile
     from worklist_export.dataset import order_dataset
-    from tests.worklist_export.oracle import dataset_sha256
     from worklist_export.writer import file_content_sha256
 
     monkeypatch.setattr(reconcile, "BATCH_SIZE", 2)

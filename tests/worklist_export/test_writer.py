@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.factories import OrderFactory, RoomFactory
