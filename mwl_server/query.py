@@ -85,28 +85,39 @@ def room_orders_missing(*, room: Room, day: date, answers: list[WorklistRow]) ->
     return [order for order in orders if order.accession_number not in received]
 
 
+# The return keys a scanner usually asks for (empty: send me the value), at the top and in the SPS item.
+RETURN_KEYS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyInstanceUID",
+    "RequestedProcedureID",
+    "RequestedProcedureDescription",
+)
+SPS_RETURN_KEYS = (
+    "ScheduledStationAETitle",
+    "ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepStartTime",
+    "Modality",
+    "ScheduledProcedureStepDescription",
+    "ScheduledProcedureStepID",
+)
+
+
 def modality_query_dataset(*, room: Room, day: date) -> Dataset:
     """The broad query of a scanner: its AE title, its modality, the day; the usual return keys."""
     query = Dataset()
     query.SpecificCharacterSet = room.worklist_charset
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "AccessionNumber",
-        "StudyInstanceUID",
-        "RequestedProcedureID",
-        "RequestedProcedureDescription",
-    ):
+    for keyword in RETURN_KEYS:
         setattr(query, keyword, "")
     sps = Dataset()
+    for keyword in SPS_RETURN_KEYS:
+        setattr(sps, keyword, "")
     sps.ScheduledStationAETitle = room.ae_title
     sps.ScheduledProcedureStepStartDate = f"{day:%Y%m%d}"
-    sps.ScheduledProcedureStepStartTime = ""
     sps.Modality = room.modality
-    sps.ScheduledProcedureStepDescription = ""
-    sps.ScheduledProcedureStepID = ""
     query.ScheduledProcedureStepSequence = [sps]
     return query
 

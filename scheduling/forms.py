@@ -18,32 +18,11 @@ from django.utils.translation import gettext_lazy as _
 
 from . import rules, selectors
 from .models import Modality, Order, OrderStatus, Patient, Procedure, Room
-from .services import ORDER_DETAIL_FIELDS
+from .services import ORDER_DETAIL_FIELDS, PATIENT_FIELDS
 from .validators import validate_calendar_date
 
 # Where a booking service's error keys belong on the booking and reschedule forms.
 BOOKING_ERROR_FIELDS = {"start": "slot"}
-
-PATIENT_FIELDS = (
-    "mrn",
-    "issuer",
-    "name_prefix",
-    "given_name",
-    "middle_name",
-    "family_name",
-    "name_suffix",
-    "romanized_given_name",
-    "romanized_middle_name",
-    "romanized_family_name",
-    "birth_date",
-    "sex",
-    "phone",
-    "address",
-    "weight_kg",
-    "allergies",
-    "medical_alerts",
-    "pregnancy_status",
-)
 
 
 def add_service_error(form: forms.Form, error: ValidationError, field_map: Mapping[str, str] = {}) -> None:

@@ -375,6 +375,28 @@ def order_update_details(
 
 # --- patients ---------------------------------------------------------------------------------
 
+# What a patient record holds, as the forms, the admin and the services name it.
+PATIENT_FIELDS = (
+    "mrn",
+    "issuer",
+    "name_prefix",
+    "given_name",
+    "middle_name",
+    "family_name",
+    "name_suffix",
+    "romanized_given_name",
+    "romanized_middle_name",
+    "romanized_family_name",
+    "birth_date",
+    "sex",
+    "phone",
+    "address",
+    "weight_kg",
+    "allergies",
+    "medical_alerts",
+    "pregnancy_status",
+)
+
 
 def patient_duplicates(
     *, family_name: str, given_name: str, birth_date: date, exclude_pk: int | None = None
@@ -440,27 +462,9 @@ def patient_register(
     `issuer` defaults to the site's (RIS_ISSUER_OF_PATIENT_ID). Text is stripped as the forms strip
     it. `user` is recorded in the patient's history (within a request the logged-in user is, anyway).
     """
-    fields = _given(
-        mrn=mrn,
-        family_name=family_name,
-        birth_date=birth_date,
-        given_name=given_name,
-        middle_name=middle_name,
-        name_prefix=name_prefix,
-        name_suffix=name_suffix,
-        romanized_family_name=romanized_family_name,
-        romanized_given_name=romanized_given_name,
-        romanized_middle_name=romanized_middle_name,
-        sex=sex,
-        phone=phone,
-        address=address,
-        weight_kg=weight_kg,
-        allergies=allergies,
-        medical_alerts=medical_alerts,
-        pregnancy_status=pregnancy_status,
-    )
-    if issuer is not None:
-        fields["issuer"] = issuer.strip()
+    fields = _given(**{name: value for name, value in locals().items() if name in PATIENT_FIELDS})
+    if issuer is None:
+        del fields["issuer"]  # the model's default: the site's issuer
     patient = Patient(**fields)
     patient.full_clean()
     if not confirm_duplicate:
@@ -499,26 +503,7 @@ def patient_update(
 ) -> Patient:
     """Change a patient's details (the fields passed; the others stay). Their active orders are
     re-exported: the name and the clinical details are in every worklist item."""
-    changes = _given(
-        mrn=mrn,
-        issuer=issuer,
-        family_name=family_name,
-        given_name=given_name,
-        middle_name=middle_name,
-        name_prefix=name_prefix,
-        name_suffix=name_suffix,
-        romanized_family_name=romanized_family_name,
-        romanized_given_name=romanized_given_name,
-        romanized_middle_name=romanized_middle_name,
-        birth_date=birth_date,
-        sex=sex,
-        phone=phone,
-        address=address,
-        weight_kg=weight_kg,
-        allergies=allergies,
-        medical_alerts=medical_alerts,
-        pregnancy_status=pregnancy_status,
-    )
+    changes = _given(**{name: value for name, value in locals().items() if name in PATIENT_FIELDS})
     with transaction.atomic():
         patient = Patient.objects.select_for_update().get(pk=patient.pk)
         if user is not None:

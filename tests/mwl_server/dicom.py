@@ -20,32 +20,16 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification
 
+from mwl_server import query as modality_query
 from mwl_server.server import start_server
 from scheduling.models import Order
 
 SERVER_AE = "RISMWL"
 CALLING_AE = "TESTSCU"
 
-# The return keys a modality asks for (empty: send me the value), at the top and in the SPS item.
-RETURN_KEYS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "AccessionNumber",
-    "StudyInstanceUID",
-    "RequestedProcedureID",
-    "RequestedProcedureDescription",
-)
-SPS_RETURN_KEYS = (
-    "ScheduledStationAETitle",
-    "ScheduledProcedureStepStartDate",
-    "ScheduledProcedureStepStartTime",
-    "Modality",
-    "ScheduledProcedureStepDescription",
-    "ScheduledProcedureStepID",
-    "ScheduledProcedureStepStatus",
-)
+# The return keys a modality asks for: the "Query as a modality" page's, and the step's status.
+RETURN_KEYS = modality_query.RETURN_KEYS
+SPS_RETURN_KEYS = (*modality_query.SPS_RETURN_KEYS, "ScheduledProcedureStepStatus")
 
 
 def require(binary: str, *fallbacks: str) -> str:
