@@ -1,5 +1,6 @@
 """Settings for the fast test tier: SQLite, in-process tasks, a quick password hasher, a temp worklist folder."""
 
+import hashlib
 import os
 import tempfile
 
@@ -13,7 +14,13 @@ if "DATABASE_URL" not in os.environ:
     DATABASES["default"]["NAME"] = os.path.join(tempfile.gettempdir(), "ris-test.sqlite3")  # noqa: F405
     # A file, not Django's in-memory default, so that pytest's --reuse-db (on for runs by hand, see
     # pyproject.toml) keeps the migrated test database between runs; CI and `make test` pass --create-db.
-    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), "ris-test-db.sqlite3")}  # noqa: F405
+    # One file per checkout. Not in mutmut's copy of the project (`make mutate` runs the tests in
+    # mutants/): its parallel children would share one file; each keeps a private in-memory database.
+    if BASE_DIR.name != "mutants":  # noqa: F405
+        checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]  # noqa: F405
+        DATABASES["default"]["TEST"] = {  # noqa: F405
+            "NAME": os.path.join(tempfile.gettempdir(), f"ris-test-db-{checkout}.sqlite3")
+        }
 # Tests log in with force_login; the throttling test switches axes on with the `settings` fixture.
 AXES_ENABLED = False
 CELERY_BROKER_URL = ""

@@ -46,6 +46,19 @@ def writes(queries) -> list[str]:
     ]
 
 
+def booking_data(patient, procedure, room, start) -> dict:
+    """What the booking page posts for `start`."""
+    local = timezone.localtime(start)
+    return {
+        "patient": patient.pk,
+        "procedure": procedure.pk,
+        "room": room.pk,
+        "date": local.date().isoformat(),
+        "slot": f"{local:%H:%M}",
+        "priority": "ROUTINE",
+    }
+
+
 @pytest.fixture
 def booked(patient, procedure, room, user, tomorrow_at):
     """A 30-minute exam tomorrow 09:00-09:30 in the room."""
@@ -162,14 +175,7 @@ def test_the_checks_write_nothing(booked, patient, procedure, room, user, tomorr
 
 
 def test_a_form_refused_by_the_rules_writes_nothing(booked, procedure, room, tomorrow_at):
-    data = {
-        "patient": PatientFactory().pk,
-        "procedure": procedure.pk,
-        "room": room.pk,
-        "date": tomorrow_at(9).date().isoformat(),
-        "slot": "09:15",
-        "priority": "ROUTINE",
-    }
+    data = booking_data(PatientFactory(), procedure, room, tomorrow_at(9, 15))
     with CaptureQueriesContext(connection) as queries:
         form = BookingForm(data)
         assert not form.is_valid()
@@ -181,16 +187,7 @@ def test_a_form_refused_by_the_rules_writes_nothing(booked, procedure, room, tom
 
 
 def test_a_valid_form_books_nothing_until_the_service_is_called(patient, procedure, room, tomorrow_at):
-    form = BookingForm(
-        {
-            "patient": patient.pk,
-            "procedure": procedure.pk,
-            "room": room.pk,
-            "date": tomorrow_at(9).date().isoformat(),
-            "slot": "09:00",
-            "priority": "ROUTINE",
-        }
-    )
+    form = BookingForm(booking_data(patient, procedure, room, tomorrow_at(9)))
     with CaptureQueriesContext(connection) as queries:
         assert form.is_valid(), form.errors
     assert writes(queries.captured_queries) == []
