@@ -61,5 +61,43 @@ format: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# Mutation testing (docs/MUTATION.md): slow, so not part of `make test`. Each module must be listed in
+# [tool.mutmut] only_mutate in pyproject.toml and have its MUTATE_TESTS here: its fast tests, not the
+# interop, e2e or real-stack tiers, nor tests/mwl_server/test_server.py (it waits out network timeouts
+# when a mutant breaks an answer). mutmut copies the project into mutants/, afresh each run since it
+# never refreshes a file it copied before.
+MODULES ?= mwl_server/matching.py worklist_export/encoding.py scheduling/services.py scheduling/selectors.py
+MUTATE_TESTS_mwl_server/matching.py := tests/mwl_server/test_matching.py \
+	tests/mwl_server/test_matching_mutants.py tests/mwl_server/test_worklist_find.py
+MUTATE_TESTS_worklist_export/encoding.py := tests/worklist_export/test_encoding.py \
+	tests/worklist_export/test_encoding_mutants.py tests/worklist_export/test_one_path.py
+MUTATE_TESTS_scheduling/services.py := tests/scheduling/test_booking.py tests/scheduling/test_order_workflow.py \
+	tests/scheduling/test_service_arguments.py tests/scheduling/test_history.py tests/scheduling/test_patients.py
+MUTATE_TESTS_scheduling/selectors.py := tests/scheduling/test_selectors.py tests/scheduling/test_day_board.py
+# Two children at most: the machine has two cores and others run tests on it too.
+MUTATE_CHILDREN ?= 2
+mutate: install
+	$(foreach m,$(MODULES),$(if $(MUTATE_TESTS_$(m)),,$(error mutate: no MUTATE_TESTS_$(m) in the Makefile)))
+	@$(BIN)/python -c 'import pathlib, sys, tomllib; \
+		cfg = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["tool"]["mutmut"]; \
+		apps = [str(p.parent) for p in sorted(pathlib.Path().glob("*/apps.py"))]; \
+		wrong = [f"{m} is not in only_mutate" for m in sys.argv[1:] if m not in cfg["only_mutate"]] \
+			+ [f"the app {a} is not in source_paths" for a in apps if a not in cfg["source_paths"]]; \
+		wrong and sys.exit("mutate: " + "; ".join(wrong) + " ([tool.mutmut] in pyproject.toml)")' $(MODULES)
+	rm -rf mutants
+	mkdir mutants
+	printf '%s\n' $(sort $(foreach m,$(MODULES),$(MUTATE_TESTS_$(m)))) > mutants/mutmut-tests.txt
+	$(BIN)/mutmut run --max-children $(MUTATE_CHILDREN) $(foreach m,$(MODULES),'$(subst /,.,$(m:.py=)).*')
+	@echo ""
+	@$(BIN)/mutmut results --all true | awk -v modules="$(subst /,.,$(MODULES:.py=))" ' \
+		BEGIN { n = split(modules, module, " ") } \
+		{ key = $$1; sub(/:$$/, "", key); status = $$0; sub(/^[^:]*: /, "", status); \
+		  for (i = 1; i <= n; i++) if (index(key, module[i] ".x") == 1) { \
+		    total[i]++; if (status == "killed") killed[i]++; else left[i] = left[i] "    " status "  " key "\n" } } \
+		END { for (i = 1; i <= n; i++) { \
+		  printf "%s: %d/%d mutants killed (%.1f%%)\n", module[i], killed[i], total[i], \
+		    total[i] ? 100 * killed[i] / total[i] : 0; printf "%s", left[i] } \
+		  print "(mutmut show NAME prints a mutant'"'"'s diff; docs/MUTATION.md explains the survivors)" }'
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import PerformedProcedureStep
+from .models import MppsRefusal, PerformedProcedureStep
 
 
 @admin.register(PerformedProcedureStep)
@@ -10,3 +10,17 @@ class PerformedProcedureStepAdmin(admin.ModelAdmin):
     search_fields = ("sop_instance_uid", "order__accession_number", "calling_ae")
     raw_id_fields = ("order",)
     readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(MppsRefusal)
+class MppsRefusalAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "operation", "calling_ae", "address", "status_hex", "order", "reason")
+    list_filter = ("operation", "calling_ae")
+    search_fields = ("order__accession_number", "calling_ae", "address", "sop_instance_uid")
+    raw_id_fields = ("order",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # written by the DICOM server only
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

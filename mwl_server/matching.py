@@ -22,6 +22,7 @@ server turns into a failure status instead of a silently wrong answer.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from datetime import datetime
 
@@ -44,6 +45,18 @@ _DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)
 
 class QueryError(ValueError):
     """The identifier cannot be matched as sent; the message says which key and why."""
+
+
+class QueryTooLarge(QueryError):
+    """The identifier is bigger than any modality's query: refused before matching anything."""
+
+
+# A modality's query has a few dozen keys (PS3.4 Table K.6-1) of at most 64 characters (a PN up to three
+# groups of 64). Far bigger ones only cost the server time, so they are refused (issue 13).
+MAX_QUERY_ELEMENTS = 200
+MAX_SEQUENCE_DEPTH = 3
+MAX_KEY_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 3 * 64 + 2}  # per value
+MAX_OTHER_KEY_LENGTH = 1024
 
 
 def _is_key(elem: DataElement) -> bool:
@@ -88,9 +101,44 @@ def single_value(elem: DataElement | None) -> str | None:
 # --- text ---------------------------------------------------------------------------------------
 
 
-def wildcard_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern:
-    parts = ["." if ch == "?" else ".*" if ch == "*" else re.escape(ch) for ch in pattern]
-    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+@functools.lru_cache(maxsize=512)
+def _wildcard_pieces(pattern: str, ignore_case: bool) -> tuple[tuple[re.Pattern, int], ...]:
+    """`pattern` split at its `*`s: each piece compiled without a quantifier (`?` is `.`), and its length.
+
+    A regular expression with `.*` per `*` backtracks: 14 stars against a 14-letter name that does not
+    match try about 40 million ways, all while holding the interpreter. The pieces are matched one after
+    the other instead (wildcard_match), in O(len(pattern) * len(value)) at worst, whatever the pattern.
+    """
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return tuple(
+        (re.compile("".join("." if ch == "?" else re.escape(ch) for ch in piece), flags), len(piece))
+        for piece in pattern.split("*")
+    )
+
+
+def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """Does all of `value` match `pattern`, `*` being any run of characters (also none) and `?` one?
+
+    The first piece must match at the start and the last at the end; each piece between them is taken
+    at its leftmost place after the previous one, since a later place never leaves more room for the
+    rest. A piece matches exactly as many characters as it has (also ignoring case: `re` folds case one
+    character at a time), so where the last piece starts is known before the middle ones are placed.
+    """
+    pieces = _wildcard_pieces(pattern, ignore_case)
+    if len(pieces) == 1:
+        return pieces[0][0].fullmatch(value) is not None
+    (first, position), *middle, (last, last_length) = pieces
+    end = len(value) - last_length
+    if end < position or first.match(value) is None:
+        return False
+    for piece, length in middle:
+        if length == 0:
+            continue  # two stars in a row
+        found = piece.search(value, position, end)
+        if found is None:
+            return False
+        position = found.end()
+    return last.fullmatch(value, end) is not None
 
 
 def match_text(key: str, value: str, *, vr: str) -> bool:
@@ -102,10 +150,9 @@ def match_text(key: str, value: str, *, vr: str) -> bool:
         candidates = {value, *value.split("=")}
         candidates |= {c.rstrip("^") for c in candidates}
         key = key.rstrip("^") if not key.endswith("*") else key
-        pattern = wildcard_regex(key, ignore_case=True)
-        return any(pattern.fullmatch(c) for c in candidates if c)
+        return any(wildcard_match(key, c, ignore_case=True) for c in candidates if c)
     if vr in WILDCARD_VRS and ("*" in key or "?" in key):
-        return wildcard_regex(key).fullmatch(value) is not None
+        return wildcard_match(key, value)
     return key == value
 
 
@@ -219,8 +266,34 @@ def validate_charset(query: Dataset) -> None:
             raise QueryError(f"SpecificCharacterSet: unknown character set {term!r}")
 
 
+def validate_size(query: Dataset) -> None:
+    """Raise QueryTooLarge when the query has too many elements, too deep sequences or too long a key."""
+    count = 0
+
+    def walk(ds: Dataset, depth: int) -> None:
+        nonlocal count
+        if depth > MAX_SEQUENCE_DEPTH:
+            raise QueryTooLarge(f"sequences nested more than {MAX_SEQUENCE_DEPTH} deep")
+        for elem in ds:
+            count += 1
+            if count > MAX_QUERY_ELEMENTS:
+                raise QueryTooLarge(f"more than {MAX_QUERY_ELEMENTS} attributes")
+            if elem.VR == "SQ":
+                for item in elem.value or []:
+                    walk(item, depth + 1)
+                continue
+            # Each value within its VR's length, all of them within MAX_OTHER_KEY_LENGTH.
+            lengths = [len(str(v)) for v in _values(elem.value)]
+            limit = MAX_KEY_LENGTH.get(elem.VR, MAX_OTHER_KEY_LENGTH)
+            if max(lengths, default=0) > limit or sum(lengths) > MAX_OTHER_KEY_LENGTH:
+                raise QueryTooLarge(f"{_name(elem)}: longer than {limit} characters")
+
+    walk(query, 1)
+
+
 def validate_query(query: Dataset) -> None:
-    """Check the character set and every matching key; QueryError on the first problem."""
+    """Check the size, the character set and every matching key; QueryError on the first problem."""
+    validate_size(query)
     validate_charset(query)
     for elem in query:
         if _is_key(elem):

@@ -7,6 +7,7 @@ built in a test. Failures raise DicomFailure with the status the peer should rec
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date
 from typing import Any
 
@@ -22,10 +23,11 @@ from scheduling import services as scheduling
 from scheduling.models import ACTIVE_STATUSES, Order, OrderStatus, Room
 from scheduling.selectors import day_bounds
 from worklist_export.dataset import ExportError, order_dataset
-from worklist_export.services import worklist_orders
+from worklist_export.services import order_belongs_on_worklist, worklist_orders
 
 from . import matching
-from .models import MppsStatus, PerformedProcedureStep
+from .access import room_callers
+from .models import MppsOperation, MppsRefusal, MppsStatus, PerformedProcedureStep
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ NO_SUCH_SOP_INSTANCE = 0x0112
 DUPLICATE_SOP_INSTANCE = 0x0111
 INVALID_ATTRIBUTE_VALUE = 0x0106
 MISSING_ATTRIBUTE = 0x0120
+NOT_AUTHORIZED = 0x0124
+OUT_OF_RESOURCES = 0xA700
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
 
@@ -44,19 +48,22 @@ UNABLE_TO_PROCESS = 0xC000
 class DicomFailure(Exception):
     """A request the server refuses; `status` goes back to the peer, the message into the log."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, order: Order | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.order = order  # the order the refused request was about, when known
 
 
 # --- who may call ----------------------------------------------------------------------------------
 
 
 def known_callers() -> list[str]:
-    """Calling AE titles allowed to associate: DICOM_SERVER_KNOWN_CALLERS plus every active room's."""
+    """Calling AE titles allowed to associate: DICOM_SERVER_KNOWN_CALLERS, every active room's, and the
+    AE titles DICOM_SERVER_ROOM_CALLERS lists for the rooms."""
     rooms = Room.objects.filter(active=True).values_list("ae_title", flat=True)
-    return sorted({*(a.strip() for a in settings.DICOM_SERVER_KNOWN_CALLERS), *rooms} - {""})
+    extra = [ae for callers in room_callers().values() for ae in callers]
+    return sorted({*(a.strip() for a in settings.DICOM_SERVER_KNOWN_CALLERS), *rooms, *extra} - {""})
 
 
 # --- worklist ---------------------------------------------------------------------------------------
@@ -105,10 +112,17 @@ def worklist_find(query: Dataset) -> list[Dataset]:
     """
     try:
         matching.validate_query(query)
+    except matching.QueryTooLarge as exc:
+        raise DicomFailure(OUT_OF_RESOURCES, f"query too large: {exc}") from None
     except matching.QueryError as exc:
         raise DicomFailure(IDENTIFIER_DOES_NOT_MATCH, str(exc)) from None
     answers = []
+    # Matching is cheap per item, but a query that selects nothing in SQL reads the whole window; it
+    # must not keep a thread busy for ever (issue 13), so it gives up after DICOM_SERVER_FIND_TIME_LIMIT.
+    deadline = time.monotonic() + settings.DICOM_SERVER_FIND_TIME_LIMIT
     for order in _prefiltered(query):
+        if time.monotonic() > deadline:
+            raise DicomFailure(OUT_OF_RESOURCES, "query took too long; narrow it (date, station)")
         try:
             item = order_dataset(order)
         except ExportError as exc:
@@ -219,10 +233,99 @@ def _discontinue_reason(ds: Dataset) -> str:
     return ""
 
 
+def mpps_check_create(*, order: Order, attributes: Dataset, calling_ae: str) -> None:
+    """Refuse an N-CREATE for `order` unless its station sent it, for an exam on the worklist now and
+    (when a PatientID is sent) for the order's patient. Writes nothing.
+
+    Accession numbers are sequential and station AE titles guessable: without these checks one station
+    could start, and then complete, every room's exams (issue 13).
+    """
+    accession = order.accession_number
+    stations = {order.room.ae_title, *room_callers().get(order.room.ae_title, [])}
+    if calling_ae not in stations:
+        raise DicomFailure(
+            NOT_AUTHORIZED, f"{calling_ae or 'no AE'} is not the station of order {accession}", order=order
+        )
+    if order.status not in ACTIVE_STATUSES:
+        raise DicomFailure(
+            PROCESSING_FAILURE,
+            f"order {accession} is {order.get_status_display().lower()}; it cannot start",
+            order=order,
+        )
+    if not order_belongs_on_worklist(order):
+        raise DicomFailure(PROCESSING_FAILURE, f"order {accession} is not on the worklist now", order=order)
+    patient_id = _text(attributes, "PatientID")
+    if patient_id and patient_id != order.patient.mrn:
+        raise DicomFailure(
+            INVALID_ATTRIBUTE_VALUE, f"PatientID is not the patient of order {accession}", order=order
+        )
+
+
+def mpps_check_update(*, step: PerformedProcedureStep, calling_ae: str) -> None:
+    """Refuse an N-SET unless the AE that created the step sends it, and the step is still open."""
+    if calling_ae != step.calling_ae:
+        raise DicomFailure(
+            NOT_AUTHORIZED, f"MPPS {step.sop_instance_uid} was created by another AE", order=step.order
+        )
+    if step.is_final:
+        # PS3.4 F.7.2.2.2: a COMPLETED or DISCONTINUED step may no longer be updated.
+        raise DicomFailure(
+            PROCESSING_FAILURE,
+            f"MPPS {step.sop_instance_uid} is {step.status}; no more updates",
+            order=step.order,
+        )
+
+
+def mpps_refusal_record(
+    *,
+    operation: str,
+    failure: DicomFailure,
+    sop_instance_uid: str,
+    calling_ae: str,
+    calling_address: str,
+) -> MppsRefusal:
+    """Keep a refused MPPS request (after its transaction rolled back) and log it."""
+    logger.warning(
+        "MPPS %s %s from %s (%s) refused (0x%04X): %s",
+        operation,
+        sop_instance_uid,
+        calling_ae,
+        calling_address,
+        failure.status,
+        failure.message,
+    )
+    return MppsRefusal.objects.create(
+        order=failure.order,
+        operation=operation,
+        sop_instance_uid=sop_instance_uid[:64],
+        calling_ae=calling_ae[:16],
+        address=calling_address[:45],
+        status=failure.status,
+        reason=failure.message[:200],
+    )
+
+
 def mpps_create(
-    *, sop_instance_uid: str, attributes: Dataset, calling_ae: str = ""
+    *, sop_instance_uid: str, attributes: Dataset, calling_ae: str, calling_address: str = ""
 ) -> PerformedProcedureStep:
-    """N-CREATE: the modality started the exam. The referenced order goes IN_PROGRESS."""
+    """N-CREATE from `calling_ae`: the modality started the exam. The referenced order goes IN_PROGRESS.
+
+    Raises DicomFailure (and records an MppsRefusal) when the request is refused.
+    """
+    try:
+        return _mpps_create(sop_instance_uid=sop_instance_uid, attributes=attributes, calling_ae=calling_ae)
+    except DicomFailure as failure:
+        mpps_refusal_record(
+            operation=MppsOperation.N_CREATE,
+            failure=failure,
+            sop_instance_uid=sop_instance_uid,
+            calling_ae=calling_ae,
+            calling_address=calling_address,
+        )
+        raise
+
+
+def _mpps_create(*, sop_instance_uid: str, attributes: Dataset, calling_ae: str) -> PerformedProcedureStep:
     if not sop_instance_uid:
         raise DicomFailure(PROCESSING_FAILURE, "N-CREATE without an Affected SOP Instance UID")
     status = _text(attributes, "PerformedProcedureStepStatus")
@@ -236,15 +339,11 @@ def mpps_create(
         if PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).exists():
             raise DicomFailure(DUPLICATE_SOP_INSTANCE, f"MPPS {sop_instance_uid} already exists")
         order = _order_for(attributes)
-        if order.status not in ACTIVE_STATUSES:
-            raise DicomFailure(
-                PROCESSING_FAILURE,
-                f"order {order.accession_number} is {order.get_status_display().lower()}; it cannot start",
-            )
+        mpps_check_create(order=order, attributes=attributes, calling_ae=calling_ae)
         try:
             order = _start(order, user)
         except ValidationError as exc:
-            raise DicomFailure(PROCESSING_FAILURE, "; ".join(exc.messages)) from None
+            raise DicomFailure(PROCESSING_FAILURE, "; ".join(exc.messages), order=order) from None
         step = PerformedProcedureStep.objects.create(
             sop_instance_uid=sop_instance_uid,
             order=order,
@@ -257,10 +356,27 @@ def mpps_create(
 
 
 def mpps_update(
-    *, sop_instance_uid: str, attributes: Dataset, calling_ae: str = ""
+    *, sop_instance_uid: str, attributes: Dataset, calling_ae: str, calling_address: str = ""
 ) -> PerformedProcedureStep:
-    """N-SET: new attributes for a step; COMPLETED completes the order, DISCONTINUED returns it to
-    the front desk with the reason."""
+    """N-SET from `calling_ae` (the AE that created the step): new attributes for a step; COMPLETED
+    completes the order, DISCONTINUED returns it to the front desk with the reason.
+
+    Raises DicomFailure (and records an MppsRefusal) when the request is refused.
+    """
+    try:
+        return _mpps_update(sop_instance_uid=sop_instance_uid, attributes=attributes, calling_ae=calling_ae)
+    except DicomFailure as failure:
+        mpps_refusal_record(
+            operation=MppsOperation.N_SET,
+            failure=failure,
+            sop_instance_uid=sop_instance_uid,
+            calling_ae=calling_ae,
+            calling_address=calling_address,
+        )
+        raise
+
+
+def _mpps_update(*, sop_instance_uid: str, attributes: Dataset, calling_ae: str) -> PerformedProcedureStep:
     status = _text(attributes, "PerformedProcedureStepStatus")
     if status and status not in MppsStatus.values:
         raise DicomFailure(INVALID_ATTRIBUTE_VALUE, f"unknown PerformedProcedureStepStatus {status!r}")
@@ -274,17 +390,15 @@ def mpps_update(
         )
         if step is None:
             raise DicomFailure(NO_SUCH_SOP_INSTANCE, f"no MPPS {sop_instance_uid}")
-        if step.is_final:
-            # PS3.4 F.7.2.2.2: a COMPLETED or DISCONTINUED step may no longer be updated.
-            raise DicomFailure(
-                PROCESSING_FAILURE, f"MPPS {sop_instance_uid} is {step.status}; no more updates"
-            )
+        mpps_check_update(step=step, calling_ae=calling_ae)
         order = step.order
         try:
             if status == MppsStatus.COMPLETED:
                 if order.status == OrderStatus.CANCELLED:
                     raise DicomFailure(
-                        PROCESSING_FAILURE, f"order {order.accession_number} was cancelled meanwhile"
+                        PROCESSING_FAILURE,
+                        f"order {order.accession_number} was cancelled meanwhile",
+                        order=order,
                     )
                 if order.status != OrderStatus.COMPLETED:
                     order = scheduling.order_complete(order=_start(order, user), user=user)
@@ -295,7 +409,7 @@ def mpps_update(
                         order=order, reason=step.discontinue_reason, user=user
                     )
         except ValidationError as exc:
-            raise DicomFailure(PROCESSING_FAILURE, "; ".join(exc.messages)) from None
+            raise DicomFailure(PROCESSING_FAILURE, "; ".join(exc.messages), order=order) from None
         if status:
             step.status = status
         if step.is_final:

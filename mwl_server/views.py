@@ -2,6 +2,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from access_audit.services import access_record_modality_query
+
 from .forms import ModalityQueryForm
 from .query import modality_query, modality_query_dataset, query_targets
 
@@ -19,4 +21,5 @@ def query(request: HttpRequest) -> HttpResponse:
         target = query_targets()[form.cleaned_data["target"]]
         sent = modality_query_dataset(room=room, day=day)
         result = modality_query(room=room, day=day, target=target)
+        access_record_modality_query(request=request, query=sent, result=result)
     return render(request, "mwl_server/query.html", {"form": form, "result": result, "sent": sent})

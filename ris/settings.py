@@ -87,9 +87,7 @@ else:
 BEHIND_PROXY = env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=not DEBUG)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# How many proxies append the caller's address to X-Forwarded-For: 1 behind the proxy, else 0 (the
-# connection's own address). The login throttle keys on that address; see "Login throttling" below.
-RIS_PROXY_COUNT = env.int("RIS_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
+# X-Forwarded-For is not trusted by default, even here: see RIS_PROXY_COUNT under "Login throttling".
 # Trust X-Forwarded-Host: redirects and the CSRF origin check use the host the client asked the proxy for.
 USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", default=not DEBUG)
 # Redirect http:// to https://, except container and load-balancer health probes, which speak plain
@@ -103,9 +101,21 @@ CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
 # back before it expires. The default is one hour so a misconfigured first deployment recovers quickly;
 # raise it (31536000, a year) once HTTPS is known to work. 0 turns HSTS off.
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
-# HSTS covers every subdomain too, and the host may be submitted to the browsers' preload list.
+# HSTS covers every subdomain too.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+# "preload" asks browsers to ship the host in their built-in HSTS list, which takes months to undo; the
+# list accepts only a max-age of a year or more with subdomains. So on by default only then, and
+# asked for with less the app refuses to start.
+HSTS_PRELOADABLE = SECURE_HSTS_SECONDS >= 31536000 and SECURE_HSTS_INCLUDE_SUBDOMAINS
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HSTS_PRELOADABLE)
+if SECURE_HSTS_PRELOAD and not HSTS_PRELOADABLE:
+    raise ImproperlyConfigured(
+        "DJANGO_SECURE_HSTS_PRELOAD needs DJANGO_SECURE_HSTS_SECONDS of at least 31536000 (a year) and "
+        "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS on; unset it, or raise the max-age once HTTPS works."
+    )
+# Without preload `check --deploy` warns (security.W021) that the host cannot join the preload list:
+# that is the point until the max-age is a year.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD or not SECURE_HSTS_SECONDS else ["security.W021"]
 
 # ======================================================================================================
 # The same in development and production
@@ -125,6 +135,7 @@ INSTALLED_APPS = [
     "simple_history",
     "scheduling",
     "worklist_export",
+    "access_audit",
     # The built-in DICOM server; its settings are in the last section.
     "mwl_server",
 ]
@@ -139,6 +150,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy and Permissions-Policy ("Response headers" below).
+    "ris.middleware.SecurityHeadersMiddleware",
+    # No copy of a logged-in user's page in the browser's cache (shared front-desk PCs).
+    "ris.middleware.NoStoreForUsersMiddleware",
+    # Ends a session idle for RIS_IDLE_LOGOUT_MINUTES, before the login check below sends it to log in.
+    "ris.idle.IdleLogoutMiddleware",
     # Every page is behind login; the few public ones are listed with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Records who made each change to a patient or an order (django-simple-history).
@@ -161,6 +178,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "scheduling.roles.roles_context",
+                "ris.idle.idle_logout",
             ],
         },
     },
@@ -200,16 +218,29 @@ AUTH_PASSWORD_VALIDATORS = [
 # Behind the reverse proxy REMOTE_ADDR is the proxy's for every client, which would make the key the
 # username alone: anyone typing wrong passwords for a clerk's username would lock that clerk out at
 # every desk. So the address is the one the proxy appends to X-Forwarded-For, with RIS_PROXY_COUNT
-# proxies in front of gunicorn (set with the proxy, in the production section: 1 behind the proxy, else
-# 0, REMOTE_ADDR). ris/proxy.py holds the rule; axes' AXES_IPWARE_* settings would need django-ipware,
-# which is not installed, and would do nothing without it.
+# proxies in front of gunicorn (below; unless set, 0: REMOTE_ADDR). ris/proxy.py holds the rule; axes'
+# AXES_IPWARE_* settings would need django-ipware, which is not installed, and would do nothing without it.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Guessing spread over many addresses, or one address trying many usernames, is limited too, with
+# higher limits (whoever reaches them locks out more than themselves); ris/throttle.py counts each.
+AXES_LOCKOUT_PARAMETERS = "ris.throttle.lockout_parameters"
+AXES_HANDLER = "ris.throttle.LoginThrottleHandler"
+RIS_USERNAME_FAILURE_LIMIT = env.int("RIS_USERNAME_FAILURE_LIMIT", default=20)
+RIS_ADDRESS_FAILURE_LIMIT = env.int("RIS_ADDRESS_FAILURE_LIMIT", default=30)
+# How many reverse proxies in front of gunicorn append the caller's address to X-Forwarded-For. 0 (the
+# default) ignores the header and keys on the connection's address: a client reaching gunicorn
+# directly could otherwise name a new address for every guess, or a clerk's address to lock them out.
+# Set it only behind the proxy (1 for the one of docker-compose.yml), and only if clients cannot reach
+# gunicorn past it. Left at 0 behind a proxy, every client has the proxy's address, so the address
+# limit counts every desk together: RIS_ADDRESS_FAILURE_LIMIT wrong passwords anywhere lock out everyone.
+RIS_PROXY_COUNT = env.int("RIS_PROXY_COUNT", default=0)
+# Password-reset requests (the anonymous form mails a link) per client address per hour.
+RIS_PASSWORD_RESET_LIMIT = env.int("RIS_PASSWORD_RESET_LIMIT", default=5)
 AXES_RESET_ON_SUCCESS = True
 # The clerk's language and the site's look rather than axes' one-line English text.
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
@@ -218,6 +249,43 @@ AXES_CLIENT_IP_CALLABLE = "ris.proxy.client_ip"
 # The admin shows each patient's and order's history, but never restores an old version: that would
 # write the row directly, past the booking rules and the worklist export.
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- Sessions on shared front-desk PCs --------------------------------------------------------------
+# The login ends with the browser, after RIS_IDLE_LOGOUT_MINUTES without activity (ris/idle.py says
+# what counts; 0 turns it off), and in any case after a 12-hour shift.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = 12 * 3600
+RIS_IDLE_LOGOUT_MINUTES = env.int("RIS_IDLE_LOGOUT_MINUTES", default=30)
+
+# --- Response headers (ris/middleware.py) -----------------------------------------------------------
+# Scripts only from our own static files: no inline <script>, no onclick=, no eval. Style sheets
+# likewise, but style="" attributes are allowed (style-src-attr): the day board places each block with
+# style="top: ...px; height: ...px" and attributes cannot run script. Bootstrap's icons are data: SVGs.
+RIS_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Browser features no page of the RIS uses, refused to the page and to anything it could embed.
+RIS_PERMISSIONS_POLICY_DENY = [
+    "camera",
+    "microphone",
+    "geolocation",
+    "payment",
+    "usb",
+    "serial",
+    "hid",
+    "midi",
+    "display-capture",
+]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "scheduling:schedule"
@@ -244,6 +312,18 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # Accession numbers are <prefix><YYMMDD><5-digit daily sequence>; the prefix keeps them unique
 # across sites that share a PACS. At most 3 characters so the SPS ID (<accession>S1) fits in SH (16).
 RIS_ACCESSION_PREFIX = env("RIS_ACCESSION_PREFIX", default="")
+# The accession is also the worklist file's name and a DICOM SH: Thai letters failed every export,
+# a fourth character left no room for the sequence (every booking refused), "../" escaped the folder.
+if RIS_ACCESSION_PREFIX and not (
+    len(RIS_ACCESSION_PREFIX) <= 3
+    and RIS_ACCESSION_PREFIX.isascii()
+    and RIS_ACCESSION_PREFIX.isalnum()
+    and RIS_ACCESSION_PREFIX == RIS_ACCESSION_PREFIX.upper()
+):
+    raise ImproperlyConfigured(
+        f"RIS_ACCESSION_PREFIX={RIS_ACCESSION_PREFIX!r} is not allowed: use at most 3 characters, "
+        "capital letters A-Z and digits 0-9 only (or leave it empty)."
+    )
 # Organisation root for StudyInstanceUIDs (e.g. "1.2.826.0.1.3680043.10.1234"); empty gives 2.25.<uuid>.
 RIS_UID_ROOT = env("RIS_UID_ROOT", default="")
 RIS_ISSUER_OF_PATIENT_ID = env("RIS_ISSUER_OF_PATIENT_ID", default="RIS")
@@ -261,6 +341,13 @@ WORKLIST_WINDOW_DAYS_BACK = env.int("WORKLIST_WINDOW_DAYS_BACK", default=1)
 WORKLIST_WINDOW_DAYS_AHEAD = env.int("WORKLIST_WINDOW_DAYS_AHEAD", default=30)
 # The Worklist problems page lists an order whose change has not reached the folder after this long.
 WORKLIST_PENDING_GRACE_SECONDS = env.int("WORKLIST_PENDING_GRACE_SECONDS", default=120)
+
+# --- Access log (access_audit) ------------------------------------------------------------------
+# Who read which patient's data is kept this many days, then purged daily (beat below). 400: a year and
+# a month, so the yearly review and a complaint about "who saw my record last year" still find every
+# read (well past the 90 days of traffic data the Thai Computer Crime Act asks for); not for ever, since
+# the log is personal data too (PDPA: kept no longer than its purpose needs).
+ACCESS_AUDIT_RETENTION_DAYS = env.int("ACCESS_AUDIT_RETENTION_DAYS", default=400)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
@@ -315,6 +402,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "worklist_export.tasks.reconcile_worklists",
         "schedule": float(WORKLIST_RECONCILE_SECONDS),
     },
+    "purge-access-log": {"task": "access_audit.tasks.purge_access_log", "schedule": 24 * 3600.0},
 }
 
 # Everything to stdout: the container runtime (or systemd) collects and rotates it.
@@ -340,6 +428,23 @@ DICOM_SERVER_BIND = env("DICOM_SERVER_BIND", default="0.0.0.0")
 # association unless DICOM_SERVER_ALLOW_ANY_CALLER (a trial set-up only: the worklist holds patient data).
 DICOM_SERVER_KNOWN_CALLERS = env.list("DICOM_SERVER_KNOWN_CALLERS", default=[])
 DICOM_SERVER_ALLOW_ANY_CALLER = env.bool("DICOM_SERVER_ALLOW_ANY_CALLER", default=False)
+# Other AE titles that may send MPPS for a room's orders besides its station AE title: "CT01=CT01WS;MR01=MRC".
+DICOM_SERVER_ROOM_CALLERS = env("DICOM_SERVER_ROOM_CALLERS", default="")
+# Optional allow-list: an AE title listed here is rejected from any other address ("CT01=10.1.2.5,10.1.3.0/28").
+DICOM_SERVER_ALLOWED_ADDRESSES = env("DICOM_SERVER_ALLOWED_ADDRESSES", default="")
+# Idle or slow connections must not lock the scanners out: seconds from connecting to a whole association
+# request, connections per address, connections still waiting for one, and associations at once.
+DICOM_SERVER_REQUEST_TIMEOUT = env.float("DICOM_SERVER_REQUEST_TIMEOUT", default=5)
+DICOM_SERVER_MAX_CONNECTIONS_PER_ADDRESS = env.int("DICOM_SERVER_MAX_CONNECTIONS_PER_ADDRESS", default=10)
+DICOM_SERVER_MAX_PENDING = env.int("DICOM_SERVER_MAX_PENDING", default=100)
+DICOM_SERVER_MAX_ASSOCIATIONS = env.int("DICOM_SERVER_MAX_ASSOCIATIONS", default=50)
+# Seconds one C-FIND may take before it is refused (A700) rather than keep a thread busy.
+DICOM_SERVER_FIND_TIME_LIMIT = env.float("DICOM_SERVER_FIND_TIME_LIMIT", default=10)
+# DICOM over TLS (PS3.15 B.1), off by default: the server's certificate and key (PEM); with a CA file the
+# modalities must present a certificate it signed.
+DICOM_SERVER_TLS_CERT = env("DICOM_SERVER_TLS_CERT", default="")
+DICOM_SERVER_TLS_KEY = env("DICOM_SERVER_TLS_KEY", default="")
+DICOM_SERVER_TLS_CA = env("DICOM_SERVER_TLS_CA", default="")
 # "Query as a modality" (/mwl/query/): the worklist servers the page can ask, and how long it waits.
 MWL_QUERY_TIMEOUT = env.int("MWL_QUERY_TIMEOUT", default=5)
 MWL_QUERY_TARGETS = {

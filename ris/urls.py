@@ -1,12 +1,22 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from ris.health import healthz
+from ris.idle import session_idle
+from ris.throttle import password_reset_throttled
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before Django's own, under its name: the anonymous reset form, throttled per address.
+    path(
+        "accounts/password_reset/",
+        password_reset_throttled(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("session/idle", session_idle, name="session_idle"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("worklist/", include("worklist_export.urls")),
     path("mwl/", include("mwl_server.urls")),

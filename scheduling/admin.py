@@ -11,14 +11,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import AbstractBaseUser, Group, User
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import rules, services
-from .forms import PATIENT_FIELDS, PatientForm, add_problems
+from .forms import PATIENT_FIELDS, PatientForm, add_problems, check_edit_conflict
 from .models import AccessionCounter, OpeningHours, Order, Patient, Procedure, Room
 from .roles import ROLES
 
@@ -67,15 +70,20 @@ class PatientAdmin(SimpleHistoryAdmin):
         "phone",
     )
     date_hierarchy = "birth_date"
-    form = PatientForm  # says "MRN already registered" at the field
-    fields = (*PATIENT_FIELDS, "created_at", "updated_at")
+    form = PatientForm  # says "MRN already registered" at the field, and what changed meanwhile
+    # "version" is the form's hidden field (the version the page was opened at), not the model's: it is
+    # excluded from the model fields, which the admin may not list as it is not editable.
+    fields = (*PATIENT_FIELDS, "version", "created_at", "updated_at")
+    exclude = ("version",)
     readonly_fields = ("created_at", "updated_at")
 
     def save_model(self, request: HttpRequest, obj: Patient, form: forms.ModelForm, change: bool) -> None:
         # The form has already checked every field and the MRN; the admin knows what it is registering.
         values = {name: getattr(obj, name) for name in PATIENT_FIELDS}
         if change:
-            services.patient_update(patient=obj, user=request.user, **values)
+            services.patient_update(
+                patient=obj, user=request.user, expected_version=form.cleaned_data["version"], **values
+            )
         else:
             obj.pk = services.patient_register(confirm_duplicate=True, user=request.user, **values).pk
 
@@ -117,6 +125,8 @@ class OrderAdminForm(forms.ModelForm):
     confirm_patient_overlap = forms.BooleanField(
         label=_("Book anyway if the patient has an overlapping exam"), required=False
     )
+    # The order's version when the page was opened: its details are not saved over another change.
+    version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     class Meta:
         model = Order
@@ -124,6 +134,8 @@ class OrderAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("version", self.instance.version)
         if self.instance.pk is None and "duration_minutes" in self.fields:
             self.fields["duration_minutes"].required = False
             self.fields["duration_minutes"].help_text = _("Empty: the procedure's default duration.")
@@ -167,11 +179,20 @@ class OrderAdminForm(forms.ModelForm):
             )
         if changed & set(services.ORDER_DETAIL_FIELDS):
             problems += rules.check_editable(order=saved)
+            check_edit_conflict(self, self._changed_details())
         if "status" in changed:
             problems += rules.check_transition(
                 order=saved, to=cleaned["status"], reason=cleaned.get("cancel_reason", "")
             )
         return problems
+
+    def _changed_details(self) -> dict[str, Any]:
+        changed = set(self.changed_data)
+        return {
+            name: self.cleaned_data[name]
+            for name in services.ORDER_DETAIL_FIELDS
+            if name in changed and name in self.cleaned_data
+        }
 
     def order_write(self, *, user: AbstractBaseUser) -> Order:
         """The checked changes, written through the services (OrderAdmin.save_model calls this)."""
@@ -203,9 +224,11 @@ class OrderAdminForm(forms.ModelForm):
                 duration_minutes=data["duration_minutes"],
                 confirm_patient_overlap=data["confirm_patient_overlap"],
             )
-        details = {name: data[name] for name in services.ORDER_DETAIL_FIELDS if name in changed}
+        details = self._changed_details()
         if details:
-            order = services.order_update_details(order=order, user=user, **details)
+            order = services.order_update_details(
+                order=order, user=user, expected_version=data["version"], **details
+            )
         if "status" in changed:
             order = services.order_transition(
                 order=order, user=user, to=data["status"], reason=data.get("cancel_reason", "")
@@ -239,11 +262,14 @@ class OrderAdmin(SimpleHistoryAdmin):
     raw_id_fields = ("patient",)
     readonly_fields = ORDER_IDENTIFIERS
 
+    # "version": the form's hidden field (see PatientAdmin), not the model's.
+    exclude = ("version",)
+
     def get_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         booking = [*BOOKING_FIELDS, "confirm_patient_overlap"]
         if obj is None:
             return booking
-        return [*booking, "status", "cancel_reason", *ORDER_IDENTIFIERS]
+        return [*booking, "status", "cancel_reason", "version", *ORDER_IDENTIFIERS]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple[str, ...]:
         # No service moves an order to another patient or procedure: cancel and book again instead.
@@ -289,6 +315,11 @@ class RoleAwareUserAdmin(UserAdmin):
 
     A superuser is invisible to everyone else here: not listed, and their change, password and delete
     pages answer 404 as for an unknown user.
+
+    Nor does an Admin take over anyone else's account or widen their own: they cannot set another
+    user's password (a forgotten one is reset by mail, or by a superuser) nor change another user's
+    e-mail address (where that mail goes), and on their own account the roles, staff status and active
+    flag are read-only (another Admin or a superuser changes those).
     """
 
     def get_queryset(self, request: HttpRequest):
@@ -311,7 +342,32 @@ class RoleAwareUserAdmin(UserAdmin):
         readonly = tuple(super().get_readonly_fields(request, obj))
         if request.user.is_superuser:
             return readonly
-        return (*readonly, "is_superuser", "user_permissions")
+        readonly = (*readonly, "is_superuser", "user_permissions")
+        if obj is None:
+            return readonly
+        if obj.pk == request.user.pk:
+            return (*readonly, "groups", "is_staff", "is_active")
+        return (*readonly, "email")
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser or obj is None or obj.pk == request.user.pk:
+            return fieldsets
+        # No "Reset password" button on someone else's account (user_change_password refuses it anyway).
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "password"]})
+            for name, options in fieldsets
+        ]
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        user = self.get_object(request, unquote(id))
+        if user is not None and not request.user.is_superuser:
+            if user.pk != request.user.pk:
+                raise PermissionDenied
+            # Their own: the admin's own form, which asks for the current password first, so a session
+            # left open at a desk cannot be turned into a new password.
+            return HttpResponseRedirect(reverse("admin:password_change"))
+        return super().user_change_password(request, id, form_url)
 
     def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs: Any):
         # The groups an Admin hands out are the three roles; a group a superuser made for other

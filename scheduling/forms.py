@@ -16,7 +16,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import rules, selectors
+from . import rules, selectors, services
 from .models import Modality, Order, OrderStatus, Patient, Procedure, Room
 from .services import ORDER_DETAIL_FIELDS, PATIENT_FIELDS
 from .validators import validate_calendar_date
@@ -53,6 +53,36 @@ def add_problems(form: forms.Form, problems: list[rules.Problem], field_map: Map
         form.add_error(name if name in form.fields else None, error)
 
 
+def _version_field() -> forms.IntegerField:
+    # The record's version when the clerk opened the edit form (services.edit_conflict); empty for a
+    # new record, and from a form rendered before versions existed (then nothing is checked).
+    return forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+def _open_version(form: forms.ModelForm) -> None:
+    if form.instance.pk is not None:
+        form.initial.setdefault("version", form.instance.version)
+
+
+def show_edit_conflict(form: forms.Form, conflict: services.EditConflict) -> None:
+    """Show both values of each field someone else changed meanwhile, and carry their version: the
+    clerk who submits again has seen the other change and saves their own values over it."""
+    add_service_error(form, conflict)
+    form.data = form.data.copy()
+    form.data[form.add_prefix("version")] = str(conflict.version)
+
+
+def check_edit_conflict(form: forms.ModelForm, values: Mapping[str, Any]) -> None:
+    """In clean(): refuse saving `values` over changes made since the form was opened. The services
+    check again with the row locked, for an edit saved in between."""
+    version = form.cleaned_data.get("version")
+    if form.instance.pk is None or version is None:
+        return
+    conflict = services.edit_conflict(record=form.instance, expected_version=version, values=values)
+    if conflict is not None:
+        show_edit_conflict(form, conflict)
+
+
 def _confirm_field(label: str) -> forms.BooleanField:
     # Hidden until the service warns; then ask_confirmation turns it into a checkbox.
     return forms.BooleanField(label=label, required=False, widget=forms.HiddenInput)
@@ -72,24 +102,26 @@ def _model_field(model: type, name: str, **kwargs: Any) -> forms.Field:
 
 class PatientForm(forms.ModelForm):
     confirm_duplicate = _confirm_field(_("Register anyway: this is a different person"))
+    version = _version_field()
 
     class Meta:
         model = Patient
         fields = PATIENT_FIELDS
         widgets = {"birth_date": _date_input(), "address": forms.Textarea(attrs={"rows": 2})}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _open_version(self)
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         mrn, issuer = cleaned.get("mrn"), cleaned.get("issuer")
         if mrn and issuer:
-            taken = Patient.objects.filter(mrn=mrn, issuer=issuer).exclude(pk=self.instance.pk).first()
+            # Said here, at the field, rather than as the model's generic unique-together message.
+            taken = services.mrn_taken(mrn=mrn, issuer=issuer, exclude_pk=self.instance.pk)
             if taken is not None:
-                # Said here, at the field, rather than as the model's generic unique-together message.
-                self.add_error(
-                    "mrn",
-                    _("MRN %(mrn)s of %(issuer)s is already registered to %(name)s.")
-                    % {"mrn": mrn, "issuer": issuer, "name": taken.display_name},
-                )
+                add_service_error(self, taken)
+        check_edit_conflict(self, {name: cleaned[name] for name in PATIENT_FIELDS if name in cleaned})
         return cleaned
 
     def patient_fields(self) -> dict[str, Any]:
@@ -149,8 +181,22 @@ class SlotField(forms.ChoiceField):
             raise ValidationError(self.error_messages["invalid_time"], code="invalid_time") from None
 
 
+# What a booking page takes from its address (the patient page's "Book exam", the patient picker):
+# who, what, where and when. Never a confirmation: a link must not tick "book anyway" for the clerk.
+SLOT_QUERY_FIELDS = ("patient", "procedure", "room", "date", "slot")
+
+
 class SlotFormMixin:
     """Offers the free start times of the chosen room, day and duration in the `slot` field."""
+
+    @classmethod
+    def refreshed(cls, data: Mapping[str, Any], **kwargs: Any) -> forms.Form:
+        """The form again with the posted values and the free slots they select ("Show free times"
+        without JavaScript): not validated, nothing booked, and no confirmation carried over."""
+        initial = {
+            name: data[name] for name in cls.base_fields if name in data and not name.startswith("confirm_")
+        }
+        return cls(initial=initial, **kwargs)
 
     def _peek(self, name: str) -> Any:
         """The current value of a field (posted, or initial) before full validation, or None."""
@@ -275,16 +321,28 @@ class SlotQueryForm(forms.Form):
 
 
 class OrderDetailsForm(forms.ModelForm):
+    version = _version_field()
+
     class Meta:
         model = Order
         fields = ORDER_DETAIL_FIELDS
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _open_version(self)
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if self.instance.pk is not None:
             add_problems(self, rules.check_editable(order=self.instance))
+            check_edit_conflict(
+                self, {name: cleaned[name] for name in ORDER_DETAIL_FIELDS if name in cleaned}
+            )
         return cleaned
+
+    def detail_fields(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in ORDER_DETAIL_FIELDS}
 
 
 class CancelForm(forms.Form):

@@ -118,6 +118,10 @@ class Patient(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # One more at every edit (services.patient_update). An edit form carries the version it was opened
+    # at, and the service refuses to save over a change made since: two clerks editing one patient
+    # would otherwise lose the first one's changes without a word.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     # Audit trail: every save keeps a copy with who (the logged-in user, or the services' `user`) and when.
     history = HistoricalRecords(excluded_fields=["updated_at"])
 
@@ -440,6 +444,9 @@ class Order(models.Model):
     )
     booked_at = models.DateTimeField(_("booked at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # One more at every edit of the details (services.order_update_details), which the details form
+    # carries to refuse saving over another clerk's change; see Patient.version.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     # Audit trail, shown on the order page: who booked, moved, changed or cancelled it, and when.
     history = HistoricalRecords(excluded_fields=["updated_at"])
 

@@ -34,6 +34,8 @@ ADMIN_PERMISSIONS = {
         "accessioncounter": ("view",),
     },
     "worklist_export": {"worklistentry": ("view",)},
+    # Who read which patient (access_audit); granted by access_audit's migration 0002, read-only.
+    "access_audit": {"accessevent": ("view",)},
     "auth": {"user": ("add", "change", "view"), "group": ("view",)},
 }
 

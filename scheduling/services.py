@@ -11,14 +11,16 @@ inside one transaction: a refused booking leaves nothing behind. The worklist fi
 from __future__ import annotations
 
 import enum
+import hashlib
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -46,6 +48,19 @@ DISCONTINUABLE = rules.DISCONTINUABLE
 
 class DuplicatePatientWarning(ValidationError):
     """A patient with the same name and birth date exists: registered only when the clerk confirms."""
+
+
+class EditConflict(ValidationError):
+    """Someone saved the record after the clerk opened the edit form: saving would undo their change.
+
+    Keyed by each field in conflict (the saved value and the clerk's, in the message), with a summary on
+    top. `version` is the record's version now: a form that carries it saves the clerk's values when
+    they submit again, having seen the other change.
+    """
+
+    def __init__(self, errors: dict[str, ValidationError], *, version: int) -> None:
+        super().__init__(errors)
+        self.version = version
 
 
 # --- identifiers ------------------------------------------------------------------------------------
@@ -343,17 +358,77 @@ def _given(**values: object) -> dict[str, object]:
     }
 
 
+def _shown(record: Patient | Order, name: str, value: object) -> str:
+    """A field's value as the edit form's clerk knows it: a choice's label, "—" for nothing."""
+    if value in (None, ""):
+        return "—"
+    choices = dict(record._meta.get_field(name).flatchoices)
+    return str(choices.get(value, value))
+
+
+def edit_conflict(
+    *, record: Patient | Order, expected_version: int, values: Mapping[str, object]
+) -> EditConflict | None:
+    """The conflict of saving `values` over `record` as saved now, by a clerk who opened it at
+    `expected_version`; None when nobody else's change would be undone. Writes nothing.
+
+    A field conflicts when someone changed it since that version and the clerk's value differs from
+    the saved one. Which fields changed is read from the record's history (the copy saved at
+    `expected_version`); without that copy every value that differs from the saved one counts.
+    """
+    if record.version == expected_version:
+        return None
+    seen = record.history.filter(version=expected_version).first()
+    conflicts = {
+        name: ValidationError(
+            _("Changed by someone else while you were editing: now “%(saved)s”, yours “%(yours)s”."),
+            code="edit_conflict",
+            params={
+                "saved": _shown(record, name, getattr(record, name)),
+                "yours": _shown(record, name, value),
+            },
+        )
+        for name, value in values.items()
+        if value != getattr(record, name) and (seen is None or getattr(seen, name) != getattr(record, name))
+    }
+    if not conflicts:
+        return None
+    summary = ValidationError(
+        _(
+            "Someone else saved this record while you were editing it. Check the fields marked below: "
+            "save again to keep your values."
+        ),
+        code="edit_conflict",
+    )
+    return EditConflict({NON_FIELD_ERRORS: summary, **conflicts}, version=record.version)
+
+
+def _refuse_edit_conflict(
+    record: Patient | Order, expected_version: int | None, values: Mapping[str, object]
+) -> None:
+    # Called with the row locked: no other edit can slip in between this check and the save.
+    if expected_version is not None:
+        conflict = edit_conflict(record=record, expected_version=expected_version, values=values)
+        if conflict is not None:
+            raise conflict
+
+
 def order_update_details(
     *,
     order: Order,
     user: AbstractBaseUser,
+    expected_version: int | None = None,
     priority: str | _Keep = KEEP,
     referring_physician: str | _Keep = KEEP,
     requesting_physician: str | _Keep = KEEP,
     reason: str | _Keep = KEEP,
     notes: str | _Keep = KEEP,
 ) -> Order:
-    """Change an order's clinical details; the fields not passed stay as they are. Re-exports it."""
+    """Change an order's clinical details; the fields not passed stay as they are. Re-exports it.
+
+    `expected_version`: the order's version when the clerk opened the form; a change someone saved
+    since is not overwritten (EditConflict). None (HL7, a script) checks nothing.
+    """
     changes = _given(
         priority=priority,
         referring_physician=referring_physician,
@@ -364,11 +439,13 @@ def order_update_details(
     with transaction.atomic():
         order = _locked(order)
         rules.raise_problems(rules.check_editable(order=order))
+        _refuse_edit_conflict(order, expected_version, changes)
         for name, value in changes.items():
             setattr(order, name, value)
+        order.version += 1
         order._history_user = user
         order.full_clean()
-        order.save(update_fields=[*changes, "updated_at"])
+        order.save(update_fields=[*changes, "version", "updated_at"])
         _worklist_changed(order)
     return order
 
@@ -410,6 +487,49 @@ def patient_duplicates(
     if exclude_pk is not None:
         qs = qs.exclude(pk=exclude_pk)
     return qs
+
+
+def mrn_taken(*, mrn: str, issuer: str, exclude_pk: int | None = None) -> ValidationError | None:
+    """The refusal, at "mrn", of an MRN the issuer already gave to another patient; None when free."""
+    others = Patient.objects.filter(mrn=mrn, issuer=issuer)
+    taken = (others if exclude_pk is None else others.exclude(pk=exclude_pk)).first()
+    if taken is None:
+        return None
+    return ValidationError(
+        {
+            "mrn": ValidationError(
+                _("MRN %(mrn)s of %(issuer)s is already registered to %(name)s."),
+                code="mrn_taken",
+                params={"mrn": mrn, "issuer": issuer, "name": taken.display_name},
+            )
+        }
+    )
+
+
+def _refuse_taken_mrn(patient: Patient, exc: IntegrityError) -> None:
+    # The unique constraint caught a registration that passed the check in the same instant (two
+    # clerks, or a clerk and HL7). Say it as the check would have, rather than a server error.
+    error = mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk)
+    if error is None:
+        raise exc
+    raise error from exc
+
+
+def _lock_name_and_birth_date(patient: Patient) -> None:
+    """Serialise registrations of one name and birth date, so their duplicate checks see each other.
+
+    Without it, four clerks registering the same person at once each found no duplicate and all four
+    were saved. On PostgreSQL a transaction-level advisory lock keyed on what the check compares;
+    SQLite serialises all writers anyway (transaction_mode IMMEDIATE in settings).
+    """
+    if connection.vendor != "postgresql":
+        return
+    key = "\x1f".join(
+        [patient.family_name.lower(), patient.given_name.lower(), patient.birth_date.isoformat()]
+    )
+    lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
 
 def check_duplicate_patient(patient: Patient) -> DuplicatePatientWarning | None:
@@ -466,15 +586,22 @@ def patient_register(
     if issuer is None:
         del fields["issuer"]  # the model's default: the site's issuer
     patient = Patient(**fields)
-    patient.full_clean()
-    if not confirm_duplicate:
-        warning = check_duplicate_patient(patient)
-        if warning is not None:
-            raise warning
+    # The MRN's uniqueness is checked below, with its own message, rather than the model's generic one.
+    patient.full_clean(validate_constraints=False)
     if user is not None:
         patient._history_user = user
-    with transaction.atomic():
-        patient.save()
+    try:
+        with transaction.atomic():
+            # The checks run in the transaction that saves, after the lock: a registration racing
+            # this one either is committed and seen here, or waits and then sees this one.
+            _lock_name_and_birth_date(patient)
+            if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer):
+                raise error
+            if not confirm_duplicate and (warning := check_duplicate_patient(patient)):
+                raise warning
+            patient.save()
+    except IntegrityError as exc:
+        _refuse_taken_mrn(patient, exc)
     return patient
 
 
@@ -500,18 +627,30 @@ def patient_update(
     allergies: str | _Keep = KEEP,
     medical_alerts: str | _Keep = KEEP,
     pregnancy_status: str | _Keep = KEEP,
+    expected_version: int | None = None,
 ) -> Patient:
     """Change a patient's details (the fields passed; the others stay). Their active orders are
-    re-exported: the name and the clinical details are in every worklist item."""
+    re-exported: the name and the clinical details are in every worklist item.
+
+    `expected_version`: the patient's version when the clerk opened the form; a change someone saved
+    since is not overwritten (EditConflict). None (HL7, a script) checks nothing.
+    """
     changes = _given(**{name: value for name, value in locals().items() if name in PATIENT_FIELDS})
-    with transaction.atomic():
-        patient = Patient.objects.select_for_update().get(pk=patient.pk)
-        if user is not None:
-            patient._history_user = user
-        for name, value in changes.items():
-            setattr(patient, name, value)
-        patient.full_clean()
-        patient.save()
-        for order in patient.orders.filter(status__in=ACTIVE_STATUSES):
-            _worklist_changed(order)
+    try:
+        with transaction.atomic():
+            patient = Patient.objects.select_for_update().get(pk=patient.pk)
+            _refuse_edit_conflict(patient, expected_version, changes)
+            if user is not None:
+                patient._history_user = user
+            for name, value in changes.items():
+                setattr(patient, name, value)
+            patient.version += 1
+            patient.full_clean(validate_constraints=False)
+            if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk):
+                raise error
+            patient.save()
+            for order in patient.orders.filter(status__in=ACTIVE_STATUSES):
+                _worklist_changed(order)
+    except IntegrityError as exc:
+        _refuse_taken_mrn(patient, exc)
     return patient

@@ -18,12 +18,17 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from access_audit.models import AccessAction
+from access_audit.selectors import patient_access_log
+from access_audit.services import access_record
+from mwl_server.selectors import mpps_refusals_for_order
 from worklist_export.selectors import order_export_state
 
 from . import selectors, services
 from .barcode import code128_svg
 from .forms import (
     BOOKING_ERROR_FIELDS,
+    SLOT_QUERY_FIELDS,
     BookingForm,
     CancelForm,
     OrderDetailsForm,
@@ -34,6 +39,7 @@ from .forms import (
     SlotQueryForm,
     add_service_error,
     ask_confirmation,
+    show_edit_conflict,
 )
 from .models import Order, Patient
 from .roles import FRONT_DESK, TECHNOLOGIST, require_role, user_roles
@@ -173,6 +179,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(Patient, pk=pk)
     orders = patient.orders.select_related("procedure", "room").order_by("-scheduled_start")
     context = {"patient": patient, "orders": orders, "history": selectors.record_history(instance=patient)}
+    access_record(request=request, action=AccessAction.PATIENT_VIEWED, patient=patient)
+    context["access_log"] = patient_access_log(patient=patient, user=request.user)
     return render(request, "scheduling/patient_detail.html", context)
 
 
@@ -183,7 +191,14 @@ def patient_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = PatientForm(request.POST or None, instance=patient)
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.patient_update(patient=patient, user=request.user, **form.patient_fields())
+            patient = services.patient_update(
+                patient=patient,
+                user=request.user,
+                expected_version=form.cleaned_data["version"],
+                **form.patient_fields(),
+            )
+        except services.EditConflict as conflict:
+            show_edit_conflict(form, conflict)
         except ValidationError as error:
             add_service_error(form, error)
         else:
@@ -195,10 +210,20 @@ def patient_update(request: HttpRequest, pk: int) -> HttpResponse:
 # --- booking ------------------------------------------------------------------------------------
 
 
+def _slot_query(request: HttpRequest) -> dict[str, str]:
+    """What a booking page's address may preset (SLOT_QUERY_FIELDS): never a confirmation, which a
+    clerk gives only by ticking it on the page and posting."""
+    return {name: request.GET[name] for name in SLOT_QUERY_FIELDS if name in request.GET}
+
+
 @require_http_methods(["GET", "POST"])
 @require_role(FRONT_DESK)
 def order_create(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
+    if request.method == "POST" and "refresh" in request.POST:
+        # "Show free times" without JavaScript: the same form with the slots of the chosen room and
+        # day, nothing booked. A POST, so the reason and notes never end up in a URL (access logs).
+        form = BookingForm.refreshed(request.POST)
+    elif request.method == "POST":
         form = BookingForm(request.POST)
         if form.is_valid():
             try:
@@ -222,8 +247,7 @@ def order_create(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect(order)
     else:
-        # A GET with the current values re-offers the free slots: the no-JavaScript way to refresh them.
-        initial = {"date": timezone.localdate(), **request.GET.dict()}
+        initial = {"date": timezone.localdate(), **_slot_query(request)}
         form = BookingForm(initial=initial)
     return render(request, "scheduling/order_form.html", {"form": form, "patient": form.chosen_patient})
 
@@ -255,13 +279,17 @@ def _render_order(request: HttpRequest, order: Order, cancel_form: CancelForm | 
         "actions": order_actions(status=order.status, roles=user_roles(request.user)),
         "export_state": order_export_state(order=order),
         "history": selectors.record_history(instance=order),
+        # MPPS requests the DICOM server refused for this exam (templates/mwl_server/_mpps_refusals.html).
+        "mpps_refusals": mpps_refusals_for_order(order=order),
     }
     return render(request, "scheduling/order_detail.html", context)
 
 
 @require_GET
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render_order(request, _order_for_page(pk))
+    order = _order_for_page(pk)
+    access_record(request=request, action=AccessAction.ORDER_VIEWED, order=order)
+    return _render_order(request, order)
 
 
 @require_GET
@@ -269,6 +297,7 @@ def order_slip(request: HttpRequest, pk: int) -> HttpResponse:
     """The appointment slip handed to the patient: when, where, how to prepare, and a barcode for check-in."""
     order = _order_for_page(pk)
     context = {"order": order, "barcode": mark_safe(code128_svg(order.accession_number))}
+    access_record(request=request, action=AccessAction.SLIP_PRINTED, order=order)
     return render(request, "scheduling/order_slip.html", context)
 
 
@@ -335,7 +364,10 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(FRONT_DESK)
 def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order_for_page(pk)
-    if request.method == "POST":
+    if request.method == "POST" and "refresh" in request.POST:
+        # "Show free times" without JavaScript, as on the booking page.
+        form = RescheduleForm.refreshed(request.POST, order=order)
+    elif request.method == "POST":
         form = RescheduleForm(request.POST, order=order)
         if form.is_valid():
             try:
@@ -367,7 +399,7 @@ def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
         initial = {
             "room": order.room,
             "date": timezone.localdate(order.scheduled_start),
-            **request.GET.dict(),
+            **_slot_query(request),
         }
         form = RescheduleForm(initial=initial, order=order)
     return render(request, "scheduling/order_reschedule.html", {"form": form, "order": order})
@@ -380,7 +412,14 @@ def order_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = OrderDetailsForm(request.POST or None, instance=order)
     if request.method == "POST" and form.is_valid():
         try:
-            order = services.order_update_details(order=order, user=request.user, **form.cleaned_data)
+            order = services.order_update_details(
+                order=order,
+                user=request.user,
+                expected_version=form.cleaned_data["version"],
+                **form.detail_fields(),
+            )
+        except services.EditConflict as conflict:
+            show_edit_conflict(form, conflict)
         except ValidationError as error:
             add_service_error(form, error)
         else:

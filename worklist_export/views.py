@@ -9,6 +9,8 @@ from django.views.decorators.http import require_POST
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from access_audit.models import AccessAction
+from access_audit.services import access_record
 from scheduling.models import Order
 from scheduling.roles import ADMIN, FRONT_DESK, require_role, user_has_role
 
@@ -33,6 +35,7 @@ def order_file(request: HttpRequest, pk: int) -> HttpResponse:
         handle = open(state.file_path, "rb")  # FileResponse closes it
     except FileNotFoundError:  # removed by a task since the check
         return _not_exported(order)
+    access_record(request=request, action=AccessAction.WORKLIST_FILE_DOWNLOADED, order=order)
     return FileResponse(
         handle,
         as_attachment=True,
@@ -72,6 +75,7 @@ def order_dump(request: HttpRequest, pk: int) -> HttpResponse:
         dataset = dcmread(state.file_path)
     except (InvalidDicomError, OSError) as exc:
         return HttpResponseNotFound(_("The worklist file cannot be read: %(err)s") % {"err": exc})
+    access_record(request=request, action=AccessAction.WORKLIST_DUMP_VIEWED, order=order)
     return render(
         request,
         "worklist_export/order_dump.html",

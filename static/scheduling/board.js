@@ -13,7 +13,11 @@
   async function refresh() {
     if (document.hidden || busy()) return;
     try {
-      const response = await fetch(board.dataset.refreshUrl, { headers: { Accept: "text/html" } });
+      // X-RIS-Background: a refresh is not the clerk's activity, so an unattended board still reaches
+      // the idle logout (ris/idle.py).
+      const response = await fetch(board.dataset.refreshUrl, {
+        headers: { Accept: "text/html", "X-RIS-Background": "1" },
+      });
       // A redirect means the session ended (login page): keep what is shown rather than swap in a form.
       if (!response.ok || response.redirected) return;
       const html = await response.text();

@@ -1,5 +1,6 @@
 // Refresh the free start times when room, date or procedure change on a booking or reschedule form.
-// Without JavaScript the "Show free times" button re-renders the page with the same effect.
+// Without JavaScript the "Show free times" button posts the form back, which re-renders it with the
+// slots and books nothing. The query here holds only room, date, procedure and order: no patient data.
 document.querySelectorAll("form[data-slots-url]").forEach((form) => {
   const slot = form.elements.namedItem("slot");
   const value = (name) => form.elements.namedItem(name)?.value || form.dataset[name] || "";

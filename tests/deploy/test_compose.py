@@ -113,6 +113,13 @@ def test_worklist_volume_is_shared_by_the_writers_and_the_worklist_servers(compo
     assert mounts(services["wlmscpfs"])["/worklists"] == "worklists"
 
 
+def test_web_believes_the_proxy_header_only_where_nothing_but_the_proxy_reaches_it(services):
+    # RIS_PROXY_COUNT defaults to 0 (X-Forwarded-For ignored): compose sets it for the proxy it documents,
+    # and that is only safe while web's port is published on the loopback interface alone.
+    assert services["web"]["environment"]["RIS_PROXY_COUNT"] == "1"
+    assert all(port.startswith("127.0.0.1:") for port in services["web"]["ports"])
+
+
 def test_postgres_keeps_its_data_in_a_named_volume(compose, services):
     assert mounts(services["postgres"])["/var/lib/postgresql/data"] == "postgres-data"
     assert "postgres-data" in compose["volumes"]

@@ -182,8 +182,8 @@ def test_mpps_takes_the_exam_off_every_kind_of_worklist_server(builtin, server, 
 def test_a_discontinued_exam_comes_back_on_every_kind_of_worklist_server(builtin, server, book):
     order = book()
     uid = new_uid()
-    assert n_create(builtin, uid, mpps_dataset(order)) == 0x0000
-    assert n_set(builtin, uid, mpps_set_dataset("DISCONTINUED", "Patient refused")) == 0x0000
+    assert n_create(builtin, uid, mpps_dataset(order), calling="CT01") == 0x0000
+    assert n_set(builtin, uid, mpps_set_dataset("DISCONTINUED", "Patient refused"), calling="CT01") == 0x0000
     order.refresh_from_db()
     assert (order.status, order.discontinue_reason) == (OrderStatus.ARRIVED, "Patient refused")
     by_accession = worklist_query(AccessionNumber=order.accession_number)

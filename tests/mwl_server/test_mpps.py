@@ -59,7 +59,7 @@ def test_n_create_finds_the_order_by_any_one_reference(order, keyword):
         for k in ("AccessionNumber", "StudyInstanceUID", "RequestedProcedureID", "ScheduledProcedureStepID")
     }
     refs.pop(keyword)
-    step = mpps_create(sop_instance_uid=new_uid(), attributes=mpps_dataset(order, **refs))
+    step = mpps_create(calling_ae="CT01", sop_instance_uid=new_uid(), attributes=mpps_dataset(order, **refs))
     assert step.order == order
 
 
@@ -82,7 +82,7 @@ def test_n_create_keeps_the_worklist_item_with_status_started(order, after_commi
 )
 def test_bad_n_create_requests_get_failure_statuses(order, make, status):
     with pytest.raises(DicomFailure) as exc:
-        mpps_create(sop_instance_uid=new_uid(), attributes=make(order))
+        mpps_create(calling_ae="CT01", sop_instance_uid=new_uid(), attributes=make(order))
     assert exc.value.status == status
     order.refresh_from_db()
     assert order.status == OrderStatus.SCHEDULED
@@ -97,14 +97,14 @@ def _without_refs(ds):
 def test_a_duplicate_n_create_is_refused(order, after_commit):
     uid = started(order, after_commit)
     with pytest.raises(DicomFailure) as exc:
-        mpps_create(sop_instance_uid=uid, attributes=mpps_dataset(order))
+        mpps_create(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_dataset(order))
     assert exc.value.status == mpps.DUPLICATE_SOP_INSTANCE
 
 
 def test_n_create_for_a_cancelled_order_is_refused(order, user):
     services.order_cancel(order=order, reason="Patient declined", user=user)
     with pytest.raises(DicomFailure) as exc:
-        mpps_create(sop_instance_uid=new_uid(), attributes=mpps_dataset(order))
+        mpps_create(calling_ae="CT01", sop_instance_uid=new_uid(), attributes=mpps_dataset(order))
     assert exc.value.status == mpps.PROCESSING_FAILURE
 
 
@@ -112,7 +112,7 @@ def test_n_set_completed_completes_the_order_and_removes_its_worklist_item(order
     uid = started(order, after_commit)
     assert (worklist_dir / f"{order.accession_number}.wl").exists()
     with after_commit():
-        step = mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("COMPLETED"))
+        step = mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("COMPLETED"))
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
     assert step.status == MppsStatus.COMPLETED and step.ended_at is not None
@@ -124,7 +124,9 @@ def test_n_set_discontinued_returns_the_order_to_the_front_desk_with_the_reason(
     uid = started(order, after_commit)
     with after_commit():
         step = mpps_update(
-            sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED", "Patient refused")
+            sop_instance_uid=uid,
+            attributes=mpps_set_dataset("DISCONTINUED", "Patient refused"),
+            calling_ae="CT01",
         )
     order.refresh_from_db()
     assert order.status == OrderStatus.ARRIVED
@@ -141,7 +143,7 @@ def test_the_order_page_shows_why_the_modality_gave_the_exam_back(order, after_c
 
     uid = started(order, after_commit)
     reason = "Patient <claustrophobic>"
-    mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED", reason))
+    mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED", reason))
 
     page = " ".join(client.get(url).content.decode().split())
     assert (
@@ -152,14 +154,14 @@ def test_the_order_page_shows_why_the_modality_gave_the_exam_back(order, after_c
 
 def test_n_set_discontinued_without_a_reason_code(order, after_commit):
     uid = started(order, after_commit)
-    mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED"))
+    mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED"))
     order.refresh_from_db()
     assert order.discontinue_reason == "Discontinued at modality"
 
 
 def test_a_discontinued_order_can_be_started_again(order, after_commit):
     uid = started(order, after_commit)
-    mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED"))
+    mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED"))
     started(order, after_commit)
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
@@ -167,7 +169,7 @@ def test_a_discontinued_order_can_be_started_again(order, after_commit):
 
 def test_n_set_in_progress_only_records_the_attributes(order, after_commit):
     uid = started(order, after_commit)
-    step = mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("IN PROGRESS"))
+    step = mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("IN PROGRESS"))
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
     assert step.status == MppsStatus.IN_PROGRESS
@@ -175,22 +177,22 @@ def test_n_set_in_progress_only_records_the_attributes(order, after_commit):
 
 def test_n_set_for_an_unknown_instance_is_refused():
     with pytest.raises(DicomFailure) as exc:
-        mpps_update(sop_instance_uid=new_uid(), attributes=mpps_set_dataset("COMPLETED"))
+        mpps_update(calling_ae="CT01", sop_instance_uid=new_uid(), attributes=mpps_set_dataset("COMPLETED"))
     assert exc.value.status == mpps.NO_SUCH_SOP_INSTANCE
 
 
 def test_n_set_after_completion_is_refused(order, after_commit):
     uid = started(order, after_commit)
-    mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("COMPLETED"))
+    mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("COMPLETED"))
     with pytest.raises(DicomFailure) as exc:
-        mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED"))
+        mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("DISCONTINUED"))
     assert exc.value.status == mpps.PROCESSING_FAILURE
 
 
 def test_n_set_with_an_unknown_status_is_refused(order, after_commit):
     uid = started(order, after_commit)
     with pytest.raises(DicomFailure) as exc:
-        mpps_update(sop_instance_uid=uid, attributes=mpps_set_dataset("FINISHED"))
+        mpps_update(calling_ae="CT01", sop_instance_uid=uid, attributes=mpps_set_dataset("FINISHED"))
     assert exc.value.status == mpps.INVALID_ATTRIBUTE_VALUE
 
 

@@ -86,13 +86,13 @@ def test_a_bad_identifier_gets_a_failure_status(port, book, keys, status):
 def test_mpps_moves_the_order_through_in_progress_to_completed(port, book, worklist_dir):
     order = book()
     uid = new_uid()
-    assert n_create(port, uid, mpps_dataset(order)) == 0x0000
+    assert n_create(port, uid, mpps_dataset(order), calling="CT01") == 0x0000
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
     [answer], _ = find(port, worklist_query(AccessionNumber=order.accession_number))
     assert answer.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "STARTED"
 
-    assert n_set(port, uid, mpps_set_dataset("COMPLETED")) == 0x0000
+    assert n_set(port, uid, mpps_set_dataset("COMPLETED"), calling="CT01") == 0x0000
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
     assert find(port, worklist_query(AccessionNumber=order.accession_number))[0] == []

@@ -450,22 +450,23 @@ def test_an_admin_does_not_see_the_superusers(client):
 
 
 def test_an_admin_hands_out_only_the_roles(client):
-    """A group a superuser made (with permissions of its own) is not the Admin's to give, not even to
-    themselves."""
+    """A group a superuser made (with permissions of its own) is not the Admin's to give. (Their own
+    roles are not theirs to change at all: tests/security/test_admin_escalation.py.)"""
     from django.contrib.auth.models import Permission
 
     powerful = Group.objects.create(name="Everything")
     powerful.permissions.add(*Permission.objects.all())
     admin = make_user("admin")
+    clerk = make_user("front desk")
     client.force_login(admin)
-    url = reverse("admin:auth_user_change", args=[admin.pk])
-    joined = timezone.localtime(admin.date_joined)
+    url = reverse("admin:auth_user_change", args=[clerk.pk])
+    joined = timezone.localtime(clerk.date_joined)
 
     page = client.get(url).content.decode()
     response = client.post(
         url,
         {
-            "username": admin.username,
+            "username": clerk.username,
             "is_active": "on",
             "is_staff": "on",
             "groups": [powerful.pk, Group.objects.get(name=ADMIN).pk],
@@ -476,7 +477,7 @@ def test_an_admin_hands_out_only_the_roles(client):
 
     assert "Everything" not in page and FRONT_DESK in page and TECHNOLOGIST in page
     assert response.status_code == 200  # the form again, with the refused choice marked
-    assert not admin.groups.filter(name="Everything").exists()
+    assert not clerk.groups.filter(name="Everything").exists()
 
 
 def test_a_superuser_still_manages_superusers(admin_client):

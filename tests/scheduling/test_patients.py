@@ -32,7 +32,7 @@ def test_mrn_is_unique_per_issuer():
     register()
     with pytest.raises(ValidationError) as exc:
         register(given_name="Other", issuer="RIS")
-    assert "__all__" in exc.value.message_dict
+    assert exc.value.message_dict == {"mrn": ["MRN HN1 of RIS is already registered to สมชาย ใจดี."]}
     register(given_name="Other", issuer="OTHERHOSP")
 
 

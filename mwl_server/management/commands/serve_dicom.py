@@ -2,13 +2,15 @@
 
 import logging
 import os
+import ssl
 import threading
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from mwl_server.server import start_server
+from mwl_server import access
+from mwl_server.server import start_server, tls_context
 from scheduling.validators import validate_ae_title
 
 
@@ -43,8 +45,18 @@ class Command(BaseCommand):
             validate_ae_title(ae_title)
         except ValidationError as exc:
             raise CommandError(f"AE title {ae_title!r}: {exc.messages[0]}") from None
+        try:
+            access.room_callers()
+            access.allowed_networks()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            tls = tls_context() is not None
+        except (OSError, ssl.SSLError) as exc:
+            raise CommandError(f"TLS (DICOM_SERVER_TLS_CERT, _KEY, _CA): {exc}") from None
         callers = "any calling AE" if settings.DICOM_SERVER_ALLOW_ANY_CALLER else "known calling AEs only"
-        self.stdout.write(f"DICOM server {ae_title} on {bind}:{port} ({callers}); Ctrl-C to stop.")
+        over = "TLS" if tls else "plain TCP"
+        self.stdout.write(f"DICOM server {ae_title} on {bind}:{port} ({callers}, {over}); Ctrl-C to stop.")
         try:
             server = start_server(host=bind, port=port, ae_title=ae_title, block=False)
         except OSError as exc:

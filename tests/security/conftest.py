@@ -1,0 +1,172 @@
+"""A production-like gunicorn for the attacks that happen over HTTP (tests/security/test_login_http.py).
+
+gunicorn runs the real settings module (ris.settings) with DJANGO_DEBUG off, a secret key and the host
+name, against a SQLite file migrated for the run, with the static files collected as the image does.
+The HTTPS redirect is off, as for a probe that talks plain HTTP to the app. A missing gunicorn fails.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+PASSWORD = "Right-Pass-2026"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def production_env(tmp: Path, **extra: str) -> dict[str, str]:
+    # Nothing from the developer's shell or .env: only what a deployment would set.
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return {
+        **keep,
+        "DJANGO_SETTINGS_MODULE": "ris.settings",
+        "RIS_IGNORE_DOTENV": "1",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DATABASE_URL": f"sqlite:///{tmp / 'ris.sqlite3'}",
+        "DJANGO_STATIC_ROOT": str(tmp / "static"),
+        "WORKLIST_DIR": str(tmp / "worklists"),
+        "CELERY_BROKER_URL": "",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}"
+
+
+@dataclass
+class Browser:
+    """One client with its cookie jar, connecting from `source` (any 127.0.0.0/8 address is ours)."""
+
+    port: int
+    source: str = "127.0.0.1"
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, form: dict | None = None, headers: dict | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60, source_address=(self.source, 0))
+        sent = {"Host": "127.0.0.1", **(headers or {})}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form, doseq=True)
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        for raw in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(raw).items():
+                self.cookies[name] = morsel.value
+        return response, data
+
+    def post_form(self, path: str, form: dict, headers: dict | None = None):
+        """GET the form for its CSRF cookie, then POST it, as a browser does."""
+        if "csrftoken" not in self.cookies:
+            self.request("GET", path, headers=headers)
+        return self.request("POST", path, {"csrfmiddlewaretoken": self.cookies["csrftoken"], **form}, headers)
+
+    def log_in(self, username: str, password: str, forwarded_for: str | None = None) -> int:
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+        response, _ = self.post_form(
+            "/accounts/login/", {"username": username, "password": password}, headers
+        )
+        return response.status
+
+
+@dataclass
+class Server:
+    port: int
+    log: Path
+
+    def browser(self, source: str = "127.0.0.1") -> Browser:
+        return Browser(self.port, source)
+
+
+def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Server]:
+    """Migrate a fresh SQLite file, create `users` (password PASSWORD), serve it with gunicorn."""
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
+    if not gunicorn:
+        pytest.fail("gunicorn is not installed in the virtualenv (pip install -r requirements.txt).")
+    env = production_env(tmp, **extra_env)
+    (tmp / "worklists").mkdir()
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    create = "; ".join(f"User.objects.create_user({name!r}, password={PASSWORD!r})" for name in users)
+    manage(env, "shell", "-c", f"from django.contrib.auth.models import User; {create}")
+    port = free_port()
+    log = tmp / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [gunicorn, "ris.wsgi:application", "-w", "1", "-b", f"127.0.0.1:{port}", "--timeout", "60"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response, _ = Browser(port).request("GET", "/healthz")
+                if response.status in (200, 503):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield Server(port, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    """One production-like gunicorn for tests/security, its limits lowered to keep the tests short."""
+    yield from start_gunicorn(
+        tmp_path_factory.mktemp("gunicorn"),
+        users=["nok", "clerk", "tech", "frontdesk", "reader"],
+        RIS_USERNAME_FAILURE_LIMIT="7",
+        RIS_ADDRESS_FAILURE_LIMIT="9",
+        RIS_PASSWORD_RESET_LIMIT="3",
+    )
