@@ -68,7 +68,8 @@ bench: install
 # never refreshes a file it copied before.
 MODULES ?= mwl_server/matching.py worklist_export/encoding.py scheduling/services.py scheduling/selectors.py
 MUTATE_TESTS_mwl_server/matching.py := tests/mwl_server/test_matching.py \
-	tests/mwl_server/test_matching_mutants.py tests/mwl_server/test_worklist_find.py
+	tests/mwl_server/test_matching_mutants.py tests/mwl_server/test_query_bounds.py \
+	tests/mwl_server/test_worklist_find.py
 MUTATE_TESTS_worklist_export/encoding.py := tests/worklist_export/test_encoding.py \
 	tests/worklist_export/test_encoding_mutants.py tests/worklist_export/test_one_path.py
 MUTATE_TESTS_scheduling/services.py := tests/scheduling/test_booking.py tests/scheduling/test_order_workflow.py \

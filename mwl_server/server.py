@@ -253,12 +253,16 @@ class RisAssociationServer(ThreadedAssociationServer):
     def verify_request(self, request, client_address) -> bool:
         host = client_address[0]
         with self._pending_lock:
-            if self._pending.total() >= settings.DICOM_SERVER_MAX_PENDING:
-                self._warn(host, "connection from %s closed: %d connections are waiting to associate")
+            waiting = self._pending.total()
+            if waiting >= settings.DICOM_SERVER_MAX_PENDING:
+                self._warn(
+                    host, "connection from %s closed: %d connections are waiting to associate", waiting
+                )
                 return False
             associated = sum(1 for a in self.active_associations if a.requestor.address == host)
-            if self._pending[host] + associated >= settings.DICOM_SERVER_MAX_CONNECTIONS_PER_ADDRESS:
-                self._warn(host, "connection from %s closed: it holds %d connections already")
+            held = self._pending[host] + associated
+            if held >= settings.DICOM_SERVER_MAX_CONNECTIONS_PER_ADDRESS:
+                self._warn(host, "connection from %s closed: it holds %d connections already", held)
                 return False
             self._pending[host] += 1
         return True
@@ -270,12 +274,11 @@ class RisAssociationServer(ThreadedAssociationServer):
             if self._pending[host] <= 0:
                 del self._pending[host]
 
-    def _warn(self, host: str, message: str) -> None:
+    def _warn(self, host: str, message: str, count: int) -> None:
         # Once a minute per address: a flood of connections must not become a flood of log lines.
         now = time.monotonic()
         if now - self._last_warning.get(host, -60.0) >= 60:
             self._last_warning[host] = now
-            count = self._pending.total() if "waiting" in message else self._pending[host]
             logger.warning(message, host, count)
 
     def await_associate_request(self, sock: socket.socket, client_address) -> bool:

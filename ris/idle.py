@@ -64,9 +64,17 @@ class IdleLogoutMiddleware:
                     gettext("You were logged out after %(minutes)s minutes without activity.")
                     % {"minutes": f"{settings.RIS_IDLE_LOGOUT_MINUTES:g}"},
                 )
+            # None: a session older than this rule, or logged in without the signal.
             elif last is None or (not is_background(request) and now - last >= write_every()):
                 request.session[SESSION_KEY] = now
         return self.get_response(request)
+
+
+def start_idle_clock(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    """user_logged_in receiver (ris/apps.py): the clock starts at login, in the session write the
+    login makes anyway, rather than in one more write at the next request."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_KEY] = time.time()
 
 
 def idle_logout(request: HttpRequest) -> dict:

@@ -130,6 +130,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "crispy_forms",
+    # The project's own signal receivers (ris/apps.py): the idle logout's clock starts at login.
+    "ris",
     "crispy_bootstrap5",
     "axes",
     "simple_history",

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import rules, services
-from .forms import PATIENT_FIELDS, PatientForm, add_problems, check_edit_conflict
+from .forms import PATIENT_FIELDS, PatientForm, add_problems, check_edit_conflict, version_field
 from .models import AccessionCounter, OpeningHours, Order, Patient, Procedure, Room
 from .roles import ROLES
 
@@ -126,7 +126,7 @@ class OrderAdminForm(forms.ModelForm):
         label=_("Book anyway if the patient has an overlapping exam"), required=False
     )
     # The order's version when the page was opened: its details are not saved over another change.
-    version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    version = version_field()
 
     class Meta:
         model = Order

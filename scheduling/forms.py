@@ -53,7 +53,7 @@ def add_problems(form: forms.Form, problems: list[rules.Problem], field_map: Map
         form.add_error(name if name in form.fields else None, error)
 
 
-def _version_field() -> forms.IntegerField:
+def version_field() -> forms.IntegerField:
     # The record's version when the clerk opened the edit form (services.edit_conflict); empty for a
     # new record, and from a form rendered before versions existed (then nothing is checked).
     return forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
@@ -102,7 +102,7 @@ def _model_field(model: type, name: str, **kwargs: Any) -> forms.Field:
 
 class PatientForm(forms.ModelForm):
     confirm_duplicate = _confirm_field(_("Register anyway: this is a different person"))
-    version = _version_field()
+    version = version_field()
 
     class Meta:
         model = Patient
@@ -321,7 +321,7 @@ class SlotQueryForm(forms.Form):
 
 
 class OrderDetailsForm(forms.ModelForm):
-    version = _version_field()
+    version = version_field()
 
     class Meta:
         model = Order

@@ -248,7 +248,7 @@ class HistoryRow:
 
 
 # Bookkeeping the services keep in step with the fields shown; listing them would only repeat.
-HISTORY_HIDDEN_FIELDS = ("updated_at", "scheduled_end", "requested_procedure_id", "sps_id")
+HISTORY_HIDDEN_FIELDS = ("updated_at", "version", "scheduled_end", "requested_procedure_id", "sps_id")
 
 
 def _history_value(model, field_name: str, value) -> str:

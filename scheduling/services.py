@@ -265,8 +265,16 @@ def order_reschedule(
             order.scheduled_start = start
             order.duration_minutes = duration
             order.scheduled_end = start + timedelta(minutes=duration)
+            order.version += 1
             order.save(
-                update_fields=["room", "scheduled_start", "duration_minutes", "scheduled_end", "updated_at"]
+                update_fields=[
+                    "room",
+                    "scheduled_start",
+                    "duration_minutes",
+                    "scheduled_end",
+                    "version",
+                    "updated_at",
+                ]
             )
             _worklist_changed(order)
     except IntegrityError as exc:
@@ -281,7 +289,8 @@ def order_transition(*, order: Order, to: str, user: AbstractBaseUser, reason: s
     with transaction.atomic():
         order = _locked(order)
         rules.raise_problems(rules.check_transition(order=order, to=to, reason=reason))
-        fields = ["status", "updated_at"]
+        fields = ["status", "version", "updated_at"]
+        order.version += 1
         if to == OrderStatus.CANCELLED:
             order.cancel_reason = reason.strip()[: rules.REASON_MAX]
             fields.append("cancel_reason")
@@ -320,7 +329,8 @@ def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> O
         order._history_user = user
         order.status = OrderStatus.ARRIVED
         order.discontinue_reason = (reason.strip() or _("Discontinued at modality"))[: rules.REASON_MAX]
-        order.save(update_fields=["status", "discontinue_reason", "updated_at"])
+        order.version += 1
+        order.save(update_fields=["status", "discontinue_reason", "version", "updated_at"])
         _worklist_changed(order)
     return order
 

@@ -19,10 +19,13 @@ from tests.mwl_server.process import serve_dicom
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Before the fix: PN with 14 stars took 23 s, an LO key with 10 stars 20 s; 2 more stars cost about 5x.
+# Before the fix (issue 13): PN with 14 stars took 23 s, an LO key with 10 stars 20 s; 2 more stars cost
+# about 5x. On the test machine, 14 stars took 1 s and held a parallel C-ECHO 1 s, 16 stars 2.6-4.3 s,
+# 19 stars 15.7 s; after it, each of these takes about 0.1 s and the C-ECHO stays under 0.15 s.
 ATTACKS = {
     "PN, 40 stars": dict(PatientName="*" * 40 + "Z"),
     "PN, 14 stars, station": dict(sps={"ScheduledStationAETitle": "CT01"}, PatientName="*" * 14 + "Z"),
+    "PN, 16 stars, station": dict(sps={"ScheduledStationAETitle": "CT01"}, PatientName="*" * 16 + "Z"),
     "LO, 30 stars": dict(RequestedProcedureDescription="*" * 30 + "Z"),
     "PN, alternating": dict(PatientName="*a" * 30 + "*Z"),
 }
@@ -94,9 +97,9 @@ def test_a_wildcard_query_is_answered_at_once_and_a_parallel_echo_is_not_held_up
         f"parallel C-ECHO: {len(probe.latencies)} echoes, slowest {max(probe.latencies) * 1000:.0f} ms"
     )
     assert final == 0x0000 and answers == 0
-    assert seconds < 2
+    assert seconds < 1
     assert set(probe.results) == {"ok"}
-    assert max(probe.latencies) < 1
+    assert max(probe.latencies) < 0.6
 
 
 def test_the_same_wildcards_still_find_the_patient(server):

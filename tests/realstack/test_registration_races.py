@@ -53,7 +53,8 @@ def test_two_registrations_of_one_mrn_that_both_pass_the_check_save_one_and_refu
     assert Patient.objects.filter(mrn="HN7").count() == 1
 
 
-def test_two_clerks_posting_one_mrn_at_once_get_a_page_each_and_no_server_error():
+def test_two_clerks_posting_one_mrn_at_once_get_a_page_each_and_no_server_error(settings, tmp_path):
+    settings.STATIC_ROOT = str(tmp_path)  # WhiteNoise warns of a missing folder; no static file is served
     clerk = UserFactory(roles=[FRONT_DESK])
 
     def post(i: int):
