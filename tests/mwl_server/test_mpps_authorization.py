@@ -141,3 +141,11 @@ def test_the_order_page_shows_the_refused_requests(port, ct_order, mr_order, cli
 
     other = client.get(reverse("scheduling:order_detail", args=[ct_order.pk])).content.decode()
     assert 'id="mpps-refusals"' not in other
+
+
+def test_support_staff_find_the_refusals_in_the_admin(port, ct_order, mr_order, admin_client):
+    n_create(port, new_uid(), mpps_dataset(mr_order), calling="CT01")
+    page = admin_client.get(reverse("admin:mwl_server_mppsrefusal_changelist"))
+    assert page.status_code == 200
+    assert "0x0124" in page.content.decode()
+    assert admin_client.get(reverse("admin:mwl_server_mppsrefusal_add")).status_code == 403
