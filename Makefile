@@ -71,7 +71,7 @@ MUTATE_TESTS_mwl_server/matching.py := tests/mwl_server/test_matching.py \
 	tests/mwl_server/test_matching_mutants.py tests/mwl_server/test_query_bounds.py \
 	tests/mwl_server/test_worklist_find.py
 MUTATE_TESTS_worklist_export/encoding.py := tests/worklist_export/test_encoding.py \
-	tests/worklist_export/test_encoding_mutants.py tests/worklist_export/test_one_path.py
+	tests/worklist_export/test_encoding_mutants.py
 MUTATE_TESTS_scheduling/services.py := tests/scheduling/test_booking.py tests/scheduling/test_order_workflow.py \
 	tests/scheduling/test_service_arguments.py tests/scheduling/test_history.py tests/scheduling/test_patients.py
 MUTATE_TESTS_scheduling/selectors.py := tests/scheduling/test_selectors.py tests/scheduling/test_day_board.py

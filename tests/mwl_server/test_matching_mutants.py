@@ -12,7 +12,11 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 
 from mwl_server.matching import (
+    MAX_KEY_LENGTH,
+    MAX_OTHER_KEY_LENGTH,
+    MAX_QUERY_ELEMENTS,
     QueryError,
+    QueryTooLarge,
     answer_for,
     dataset_matches,
     match_date,
@@ -358,6 +362,45 @@ def test_a_sequence_key_with_two_items_is_refused():
         QueryError, match="^ScheduledProcedureStepSequence: a sequence key holds at most one item"
     ):
         validate_query(ds)
+
+
+# --- the bounds on a query's size (issue 13): a modality's real query stays within them ------------
+
+
+def test_a_query_of_exactly_the_most_attributes_is_accepted():
+    ds = Dataset()
+    for n in range(MAX_QUERY_ELEMENTS):
+        ds.add_new(0x00091000 + n, "LO", "")  # private tags: never matching keys, still counted
+    validate_query(ds)
+
+
+def test_a_query_for_the_protocol_code_of_the_sps_is_accepted():
+    # Three levels: the query, its SPS item, and the SPS item's Scheduled Protocol Code Sequence item.
+    code = Dataset()
+    code.CodeValue = ""
+    code.CodeMeaning = ""
+    validate_query(sps_query(Modality="CT", ScheduledProtocolCodeSequence=[code]))
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"PatientName": "J" * MAX_KEY_LENGTH["PN"]},
+        {"PatientID": "1" * MAX_KEY_LENGTH["LO"]},
+        {"AccessionNumber": "2" * MAX_KEY_LENGTH["SH"]},
+        {"PatientComments": "x" * MAX_OTHER_KEY_LENGTH},
+    ],
+    ids=["PN", "LO", "SH", "LT"],
+)
+def test_a_key_of_exactly_the_longest_length_is_accepted(keys):
+    validate_query(query(**keys))
+
+
+def test_an_over_long_key_after_a_sequence_is_refused():
+    # (0040,1001) comes after the SPS sequence (0040,0100): the check goes on past a sequence.
+    too_long = "3" * (MAX_KEY_LENGTH["SH"] + 1)
+    with pytest.raises(QueryTooLarge, match="^RequestedProcedureID: longer than"):
+        validate_query(query(ScheduledProcedureStepSequence=[Dataset()], RequestedProcedureID=too_long))
 
 
 # --- character sets ------------------------------------------------------------------------------

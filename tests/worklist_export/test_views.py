@@ -5,6 +5,7 @@ from pydicom import dcmread
 
 from scheduling.models import CharacterSet
 from tests.factories import RoomFactory, ThaiPatientFactory
+from worklist_export.selectors import order_export_state
 
 
 @pytest.fixture
@@ -51,9 +52,15 @@ def test_the_dump_shows_the_tags(worklist_dir, book, clerk_client):
     assert "1.2.840.10008.5.1.4.31" in html
 
 
+def render_panel(order) -> str:
+    """The order page's worklist panel, with the export state the order page's view gives it."""
+    context = {"order": order, "export_state": order_export_state(order=order)}
+    return render_to_string("worklist_export/_order_export.html", context)
+
+
 def test_the_order_panel_shows_file_and_links(worklist_dir, book):
     order = book()
-    html = render_to_string("worklist_export/_order_export.html", {"order": order})
+    html = render_panel(order)
     assert f"{order.accession_number}.wl" in html
     assert reverse("worklist_export:order_file", args=[order.pk]) in html
     assert reverse("worklist_export:order_dump", args=[order.pk]) in html
@@ -63,7 +70,7 @@ def test_the_order_panel_shows_file_and_links(worklist_dir, book):
 def test_the_order_panel_shows_the_error_in_red(worklist_dir, book):
     room = RoomFactory(name="CT old", ae_title="CTOLD", worklist_charset=CharacterSet.LATIN1)
     order = book(patient=ThaiPatientFactory(romanized_family_name="", romanized_given_name=""), room=room)
-    html = render_to_string("worklist_export/_order_export.html", {"order": order})
+    html = render_panel(order)
     assert "alert-danger" in html and "no romanised name" in html
     assert "export pending" in html
 
@@ -76,5 +83,5 @@ def test_the_order_panel_says_pending_without_an_entry(
     order = services.order_book(
         patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user
     )
-    html = render_to_string("worklist_export/_order_export.html", {"order": order})
+    html = render_panel(order)
     assert "export pending" in html
