@@ -66,7 +66,8 @@ bench: install
 # interop, e2e or real-stack tiers, nor tests/mwl_server/test_server.py (it waits out network timeouts
 # when a mutant breaks an answer). mutmut copies the project into mutants/, afresh each run since it
 # never refreshes a file it copied before.
-MODULES ?= mwl_server/matching.py worklist_export/encoding.py scheduling/services.py scheduling/selectors.py
+MODULES ?= mwl_server/matching.py worklist_export/encoding.py scheduling/rules.py scheduling/services.py \
+	scheduling/selectors.py
 MUTATE_TESTS_mwl_server/matching.py := tests/mwl_server/test_matching.py \
 	tests/mwl_server/test_matching_mutants.py tests/mwl_server/test_query_bounds.py \
 	tests/mwl_server/test_worklist_find.py
@@ -74,7 +75,11 @@ MUTATE_TESTS_worklist_export/encoding.py := tests/worklist_export/test_encoding.
 	tests/worklist_export/test_encoding_mutants.py
 MUTATE_TESTS_scheduling/services.py := tests/scheduling/test_booking.py tests/scheduling/test_order_workflow.py \
 	tests/scheduling/test_service_arguments.py tests/scheduling/test_history.py tests/scheduling/test_patients.py
-MUTATE_TESTS_scheduling/selectors.py := tests/scheduling/test_selectors.py tests/scheduling/test_day_board.py
+MUTATE_TESTS_scheduling/selectors.py := tests/scheduling/test_selectors.py tests/scheduling/test_day_board.py \
+	tests/scheduling/test_rules.py
+MUTATE_TESTS_scheduling/rules.py := tests/scheduling/test_rules.py tests/scheduling/test_rules_messages.py \
+	tests/scheduling/test_booking.py \
+	tests/scheduling/test_order_workflow.py tests/scheduling/test_forms.py
 # Two children at most: the machine has two cores and others run tests on it too.
 MUTATE_CHILDREN ?= 2
 mutate: install
