@@ -263,3 +263,13 @@ def test_every_door_gets_the_same_message_for_the_same_rule(booked, procedure, r
     assert refused.value.message_dict == {"start": [problems[0].message]}
     unused = ProcedureFactory()
     assert not unused.orders.exists()
+
+
+def test_a_slot_starting_right_now_is_offered_and_bookable(patient, procedure, room):
+    # The free slots and the booking check draw the line at the same instant: now is not the past.
+    today = timezone.localdate()
+    noon = timezone.make_aware(timezone.datetime.combine(today, time(12)))
+    with time_machine.travel(noon, tick=False):
+        slots = selectors.room_free_slots(room=room, day=today, duration_minutes=30)
+        assert slots[0] == noon
+        assert check(patient, procedure, room, noon) == []
