@@ -66,8 +66,15 @@ def test_a_cancellation_without_a_reason_names_the_reason_field(reason):
     ]
 
 
+def test_a_cancellation_asked_without_any_reason_needs_one():
+    order = OrderFactory()
+    assert [p.code for p in rules.check_transition(order=order, to=OrderStatus.CANCELLED)] == [
+        "reason_required"
+    ]
+
+
 def test_a_naive_start_is_a_programming_error(patient, procedure, room):
-    with pytest.raises(ValueError, match="scheduled start must be timezone-aware"):
+    with pytest.raises(ValueError) as refused:
         rules.check_booking(
             patient=patient,
             procedure=procedure,
@@ -75,6 +82,7 @@ def test_a_naive_start_is_a_programming_error(patient, procedure, room):
             start=datetime(2030, 1, 1, 9),
             duration_minutes=30,
         )
+    assert str(refused.value) == "scheduled start must be timezone-aware"
 
 
 def test_the_opening_hours_messages(patient, procedure, tomorrow_at):
