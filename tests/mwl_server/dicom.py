@@ -65,9 +65,19 @@ def _ae(calling: str, *contexts, timeout: float = 10) -> AE:
     return ae
 
 
-def echo(port: int, *, calling: str = CALLING_AE, called: str = SERVER_AE, timeout: float = 10) -> str:
-    """'ok', 'rejected' or 'failed'."""
-    assoc = _ae(calling, Verification, timeout=timeout).associate("127.0.0.1", port, ae_title=called)
+def echo(
+    port: int,
+    *,
+    calling: str = CALLING_AE,
+    called: str = SERVER_AE,
+    timeout: float = 10,
+    bind: str = "127.0.0.1",
+    tls=None,
+) -> str:
+    """'ok', 'rejected' or 'failed': a C-ECHO from `bind`, over TLS when `tls` is (context, hostname)."""
+    assoc = _ae(calling, Verification, timeout=timeout).associate(
+        "127.0.0.1", port, ae_title=called, bind_address=(bind, 0), tls_args=tls
+    )
     if assoc.is_rejected:
         return "rejected"
     if not assoc.is_established:

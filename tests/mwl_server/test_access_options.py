@@ -10,31 +10,16 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification
 
 from mwl_server.access import address_allowed
-from tests.mwl_server.dicom import SERVER_AE, echo, running_server
+from tests.mwl_server.dicom import echo, running_server
 from tests.mwl_server.tls import self_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def echo_from(port: int, *, calling: str = "TESTSCU", bind: str = "127.0.0.1", tls=None) -> str:
-    """'ok', 'rejected' or 'failed': a C-ECHO from `bind`, over TLS when `tls` is (context, hostname)."""
-    ae = AE(ae_title=calling)
-    ae.add_requested_context(Verification)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5
-    assoc = ae.associate("127.0.0.1", port, ae_title=SERVER_AE, bind_address=(bind, 0), tls_args=tls)
-    if assoc.is_rejected:
-        return "rejected"
-    if not assoc.is_established:
-        return "failed"
-    try:
-        status = assoc.send_c_echo()
-        return "ok" if status and status.Status == 0 else "failed"
-    finally:
-        assoc.release()
+    return echo(port, calling=calling, bind=bind, tls=tls, timeout=5)
 
 
 @pytest.fixture
