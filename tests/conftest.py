@@ -24,6 +24,13 @@ def user(db):
 
 
 @pytest.fixture
+def clerk(client, user):
+    """The test client, logged in as the front-desk `user`."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def room(db):
     return RoomFactory(name="CT 1", ae_title="CT01")
 

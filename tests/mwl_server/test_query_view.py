@@ -23,12 +23,6 @@ def targets(port: int, called_ae: str = SERVER_AE) -> dict:
 
 
 @pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def port(settings):
     settings.DICOM_SERVER_KNOWN_CALLERS = []
     settings.DICOM_SERVER_ALLOW_ANY_CALLER = False

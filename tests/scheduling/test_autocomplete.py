@@ -8,12 +8,6 @@ from tests.factories import PatientFactory, ThaiPatientFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
 def test_it_suggests_patients_by_thai_or_romanised_name(clerk):
     thai = ThaiPatientFactory(mrn="HN777001")
     PatientFactory(family_name="Smith", given_name="Anna")

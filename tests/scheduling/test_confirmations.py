@@ -21,12 +21,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def booked(patient, procedure, room, user, tomorrow_at):
     """The patient's exam tomorrow 09:00 in `room`."""
     return OrderFactory(

@@ -13,12 +13,6 @@ from tests.factories import OrderFactory, PatientFactory, RoomFactory, UserFacto
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
 def tomorrow():
     return timezone.localdate() + timedelta(days=1)
 

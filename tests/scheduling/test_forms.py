@@ -43,12 +43,6 @@ def booking_data(patient, procedure, room, day, slot, **overrides):
     return {**data, **overrides}
 
 
-@pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
 def tomorrow() -> date:
     return timezone.localdate() + timedelta(days=1)
 

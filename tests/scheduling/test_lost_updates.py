@@ -12,12 +12,6 @@ from scheduling import services
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
 def opened(client, url: str) -> dict:
     """What the browser posts back from the edit page at `url`: every field with its value."""
     response = client.get(url)

@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 TAKEN = "MRN HN1 of RIS is already registered to Anna Smith."
 
 
-@pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
 def register(**fields) -> Patient:
     return services.patient_register(
         **{

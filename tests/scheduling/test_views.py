@@ -14,12 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def clerk(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def order(patient, procedure, room, user, tomorrow_at):
     return OrderFactory(
         accession_number="26010100007",
