@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_DEBUG ?= 1
 
-.PHONY: run test test-fast test-peers install migrate seed lint format messages bench mutate clean
+.PHONY: run test test-fast test-peers install migrate seed lint format messages bench bench-scale mutate clean
 
 # requirements-dev.txt includes requirements.txt: a change to either reinstalls.
 $(BIN)/activate: requirements.txt requirements-dev.txt
@@ -58,8 +58,13 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Everything, including the hospital-scale section (bench/scale.py builds its two data sets in PostgreSQL
+# once per migration set, in about 4 minutes; later runs copy them). bench-scale runs that section alone.
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-scale: install
+	$(BIN)/python bench/run.py --only scale
 
 # Mutation testing (docs/MUTATION.md): slow, so not part of `make test`. Each module must be listed in
 # [tool.mutmut] only_mutate in pyproject.toml and have its MUTATE_TESTS here: its fast tests, not the

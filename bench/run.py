@@ -529,6 +529,10 @@ class Bench:
 
     # --- report ----------------------------------------------------------------------------------------
 
+    def bench_scale(self) -> None:
+        sizes = os.environ.get("BENCH_SCALE_SIZES", "small,hospital").split(",")
+        self.results["scale"] = scale_bench.bench_scale(self, PY, PG, sizes)
+
     def machine(self) -> dict:
         cpu = next(
             (
@@ -552,7 +556,7 @@ class Bench:
             "pydicom": version("pydicom"),
             "celery": version("celery"),
             "gunicorn": version("gunicorn"),
-            "postgresql": self.sql("SELECT current_setting('server_version')")[0][0],
+            "postgresql": self.sql("SELECT current_setting('server_version')", "postgres")[0][0],
             "redis": redis.Redis.from_url(REDIS_URL).info()["redis_version"],
             "dcmtk": dcmtk_version.group(1) if dcmtk_version else "?",
         }
@@ -702,6 +706,17 @@ def table(r: dict) -> list[list[str]]:
     ]
 
 
+def replace_scale_section(path: Path, section: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start, end = text.find("<!-- scale -->"), text.find("<!-- /scale -->")
+    if start >= 0 and end > start:
+        text = text[:start] + section.strip() + text[end + len("<!-- /scale -->") :]
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+    log(f"scale section written to {path}")
+
+
 def markdown(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
@@ -728,6 +743,8 @@ Celery {machine["celery"]}, gunicorn {machine["gunicorn"]}, PostgreSQL {machine[
 Redis {machine["redis"]}, DCMTK {machine["dcmtk"]}.
 
 {markdown(table(r))}
+
+{scale_document(r["scale"], markdown)}
 
 ## How each figure is made
 
@@ -799,8 +816,9 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument(
         "--only",
-        help="comma-separated measures to run while working on one (export, mwl, latency, load, board): "
-        "prints their raw figures and leaves the document alone",
+        help="comma-separated measures to run while working on one (export, mwl, latency, load, board, "
+        "scale): prints their raw figures and leaves the document alone, except scale, whose section of "
+        "the document is replaced (BENCH_SCALE_SIZES=small to run one size)",
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -809,14 +827,16 @@ def main() -> None:
         bench = Bench(Path(tmp))
         try:
             speed_before = yardstick()
-            bench.setup()
-            first_free = date.fromisoformat(bench.seed["first_free_day"])
+            if only is None or only - {"scale"}:
+                bench.setup()
+                first_free = date.fromisoformat(bench.seed["first_free_day"])
             measures = [
                 ("export", bench.bench_export),
                 ("mwl", bench.bench_mwl_query),
                 ("latency", lambda: bench.bench_latency(bench.web_port, first_free)),
                 ("load", lambda: bench.bench_load(bench.web_port, first_free + timedelta(days=1))),
                 ("board", lambda: bench.bench_board(first_free + timedelta(days=60))),
+                ("scale", bench.bench_scale),
             ]
             worker = None
             for name, measure in measures:
@@ -833,9 +853,15 @@ def main() -> None:
     total = clock.perf_counter() - started
     if only is not None:
         print(json.dumps(bench.results, indent=2, default=str))
+        if "scale" in bench.results:
+            # The scale section alone: its table, and its part of docs/BENCHMARKS.md replaced in place.
+            print(markdown(scale_rows(bench.results["scale"])))
+            replace_scale_section(Path(args.output), scale_document(bench.results["scale"], markdown))
         return
     rows = table(bench.results)
     print(markdown(rows))
+    print()
+    print(markdown(scale_rows(bench.results["scale"])))
     yard = machine["yardstick"]
     print(
         f"\nTotal {total:.0f} s, CPU yardstick {yard[0]:.2f} s before and {yard[1]:.2f} s after. Written to {args.output}"
@@ -845,6 +871,9 @@ def main() -> None:
     output.write_text(document(machine, bench.results, total), encoding="utf-8")
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scale_bench  # noqa: E402
+from scale_bench import scale_document, scale_rows  # noqa: E402
+
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -397,11 +397,232 @@ def stage_export_breakdown(args: dict) -> dict:
     return {"count": count, "steps": steps}
 
 
+# --- hospital scale: the front-desk screens on a built data set (bench/scale.py) -----------------------
+
+
+def _next_link(html: str) -> str | None:
+    """The href of the page's "next page" link, whatever the pagination: rel=next, or a link saying Next."""
+    import html as htmllib
+    import re
+
+    for anchor in re.finditer(r"<a\b([^>]*)>(.*?)</a>", html, re.S):
+        attrs, text = anchor.group(1), anchor.group(2)
+        href = re.search(r'href="([^"]*)"', attrs)
+        if href and (re.search(r'rel="[^"]*next', attrs) or re.search(r"\b(Next|Older|More)\b", text)):
+            return htmllib.unescape(href.group(1))
+    return None
+
+
+def _page_1000(client, path: str, query: str, budget: float) -> tuple[str | None, int]:
+    """The address of page 1,000 of a list, and the page number actually reached.
+
+    Numbered pages (?page=N) are asked for directly; a cursor (keyset) link is followed 999 times, for at
+    most `budget` seconds, as a clerk paging on would.
+    """
+    import re
+
+    url = f"{path}?{query}" if query else path
+    html = client.get(url).content.decode()
+    link = _next_link(html)
+    if link is None:
+        return None, 1
+    if re.search(r"[?&]page=2(&|$)", link):
+        sep = "&" if query else "?"
+        return f"{path}?{query}{sep}page=1000" if query else f"{path}?page=1000", 1000
+    reached, deadline = 1, clock.perf_counter() + budget
+    while reached < 1000 and clock.perf_counter() < deadline:
+        url = link if link.startswith("/") else f"{path}{link}"
+        link = _next_link(client.get(url).content.decode())
+        reached += 1
+        if link is None:
+            break
+    return url, reached
+
+
+def _errors(html: str) -> str:
+    """The form's error messages in a refused POST, for the bench's failure message."""
+    import re
+
+    found = re.findall(r'class="[^"]*(?:invalid-feedback|alert|errorlist)[^"]*"[^>]*>(.*?)</', html, re.S)
+    return "\n".join(" ".join(f.split()) for f in found) or html[:3000]
+
+
+def _measure(client, method: str, url: str, *, repeat: int, budget: float, data_for=None, expect=(200,)):
+    """Server time (ms) of `url` after warm-up: p50 and p95 over up to `repeat` requests within `budget` s.
+
+    Queries are counted on one extra request with an execute wrapper (CaptureQueriesContext would see the
+    log emptied by request_started). `data_for(i)` gives the POST body of the i-th request (a new slot for
+    every booking).
+    """
+    counter = iter(range(10**6))
+
+    def once():
+        i = next(counter)
+        t0 = clock.perf_counter()
+        if method == "POST":
+            response = client.post(url, data_for(i))
+        else:
+            response = client.get(url)
+        elapsed = (clock.perf_counter() - t0) * 1000
+        if response.status_code not in expect:
+            raise SystemExit(f"{method} {url}: {response.status_code}\n{_errors(response.content.decode())}")
+        return response, elapsed
+
+    _response, first = once()
+    if first < 1000:
+        once()
+    queries: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        response, _t = once()
+    times: list[float] = []
+    deadline = clock.perf_counter() + budget
+    while len(times) < repeat and (len(times) < 3 or clock.perf_counter() < deadline):
+        times.append(once()[1])
+    return {
+        "p50": percentile(times, 50),
+        "p95": percentile(times, 95),
+        "n": len(times),
+        "queries": len(queries),
+        "status": response.status_code,
+        "bytes": len(response.content),
+    }
+
+
+def stage_scale_http(args: dict) -> dict:
+    """Every front-desk screen of issue 12 on a scale database, in-process through the test client."""
+    from urllib.parse import quote
+
+    repeat, budget = args.get("repeat", 25), args.get("budget", 20.0)
+    user = get_user_model().objects.get(username=USERNAME)
+    client = Client()
+    client.force_login(user)
+    mrn = Patient.objects.order_by("pk").values_list("mrn", flat=True)[Patient.objects.count() // 2]
+    cases = {
+        "autocomplete_thai": f"/patients/autocomplete/?q={quote('สมช')}",
+        "autocomplete_thai_vowel": f"/patients/autocomplete/?q={quote('ศรี')}",
+        "autocomplete_latin": "/patients/autocomplete/?q=and",
+        "autocomplete_mrn": f"/patients/autocomplete/?q={mrn}",
+        "autocomplete_mrn_prefix": f"/patients/autocomplete/?q={mrn[:7]}",
+        "patient_list_latin": "/patients/?q=and",
+        "order_list_first": "/orders/",
+        "order_list_filter_first": "/orders/?modality=US",
+        "admin_orders_first": "/admin/scheduling/order/",
+        "admin_orders_999": "/admin/scheduling/order/?p=999",
+        "admin_orders_search": "/admin/scheduling/order/?q=Smith",
+        "admin_patients_mrn": f"/admin/scheduling/patient/?q={mrn}",
+        "problems": "/worklist/problems/",
+    }
+    only = args.get("only")
+    if only:
+        cases = {name: url for name, url in cases.items() if name in only}
+    pages = {}
+    for name, query in (("order_list_1000", ""), ("order_list_filter_1000", "modality=US")):
+        if only and name not in only:
+            continue
+        t0 = clock.perf_counter()
+        url, reached = _page_1000(client, "/orders/", query, args.get("follow_budget", 180.0))
+        pages[name] = {"url": url, "reached": reached, "seconds": clock.perf_counter() - t0}
+        if url:
+            cases[name] = url
+    results: dict = {"mrn": mrn, "pages": pages}
+    for name, url in cases.items():
+        t0 = clock.perf_counter()
+        results[name] = _measure(client, "GET", url, repeat=repeat, budget=budget, expect=(200,))
+        results[name]["url"] = url
+        print(
+            f"   {name}: {results[name]['p50']:.0f} ms ({clock.perf_counter() - t0:.0f} s)", file=sys.stderr
+        )
+
+    # Free slots and booking on a day of the future window, in its free afternoon (bench/scale.py fills
+    # each room from 07:00 to about 15:00).
+    day = date.fromisoformat(args["day"])
+    rooms = list(Room.objects.order_by("pk"))
+    ct = rooms[0]
+    procedure = Procedure.objects.filter(modality=ct.modality, default_duration=15).order_by("pk").first()
+    results["free_slots"] = _measure(
+        client,
+        "GET",
+        f"/orders/slots/?room={ct.pk}&date={day.isoformat()}&procedure={procedure.pk}",
+        repeat=repeat,
+        budget=budget,
+    )
+    booker = Client(enforce_csrf_checks=True)
+    booker.force_login(user)
+    booker.get("/orders/new/")
+    token = booker.cookies["csrftoken"].value
+    # Rooms whose modality has a 15-minute procedure, so every booking takes one free grid slot.
+    short = {p.modality: p.pk for p in Procedure.objects.filter(default_duration=SLOT).order_by("-pk")}
+    rooms = [room for room in rooms if room.modality in short]
+    procs = {room.pk: short[room.modality] for room in rooms}
+    first, count = Patient.objects.order_by("pk").values_list("pk", flat=True)[0], Patient.objects.count()
+    candidates = [first + i * (count // 400) + 17 for i in range(400)]
+    busy = set(
+        Order.objects.filter(patient_id__in=candidates, scheduled_start__date=day).values_list(
+            "patient_id", flat=True
+        )
+    )
+    patients = [pk for pk in candidates if pk not in busy]
+    taken = set(Order.objects.filter(scheduled_start__date=day).values_list("room_id", "scheduled_start"))
+    free = []
+    for minute in range(16 * 60, 21 * 60 - SLOT, SLOT):
+        for room in rooms:
+            start = day_at(day, time(minute // 60, minute % 60))
+            if (room.pk, start) not in taken:
+                free.append((room, start))
+
+    def booking(i: int) -> dict:
+        room, start = free[i]
+        return {
+            "csrfmiddlewaretoken": token,
+            "patient": patients[i],
+            "procedure": procs[room.pk],
+            "room": room.pk,
+            "date": start.date().isoformat(),
+            "slot": f"{start:%H:%M}",
+            "priority": "ROUTINE",
+            "referring_physician": "Dr Wattana",
+            "reason": "Follow-up",
+        }
+
+    results["booking"] = _measure(
+        booker, "POST", "/orders/new/", repeat=repeat, budget=budget, data_for=booking, expect=(302,)
+    )
+    board_day = date.fromisoformat(args["board_day"])
+    results["board"] = _measure(
+        client, "GET", f"/?date={board_day.isoformat()}", repeat=repeat, budget=budget
+    )
+    results["board"]["orders"] = Order.objects.filter(scheduled_start__date=board_day).count()
+    results["patients"] = Patient.objects.count()
+    results["orders"] = Order.objects.count()
+    return results
+
+
+def stage_scale_names(args: dict) -> dict:
+    """A Latin family name on many worklist items of the window, for the DICOM name query."""
+    from django.db.models import Count
+
+    row = (
+        Order.objects.filter(status="SCHEDULED", patient__romanized_family_name="")
+        .values("patient__family_name")
+        .annotate(n=Count("pk"))
+        .order_by("-n")
+        .first()
+    )
+    return {"family": row["patient__family_name"], "items": row["n"]}
+
+
 STAGES = {
     "export_breakdown": stage_export_breakdown,
     "seed": stage_seed,
     "dumps": stage_dumps,
     "board": stage_board,
+    "scale_http": stage_scale_http,
+    "scale_names": stage_scale_names,
 }
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ server turns into a failure status instead of a silently wrong answer.
 
 from __future__ import annotations
 
+import _sre
 import copy
 import functools
 import re
 from datetime import datetime
+from re._casefix import _EXTRA_CASES
 
 from pydicom.charset import python_encoding
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -40,6 +42,9 @@ CONTROL_TAGS = frozenset({SPECIFIC_CHARACTER_SET, Tag(0x0008, 0x0052), Tag(0x000
 
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
+# How `re` folds case under IGNORECASE (private to `re`, checked against `re` itself by the tests):
+# the simple lower case, plus a few equivalences it adds (i and ı, s and ſ, ...).
+_IGNORECASE_FIXES = _EXTRA_CASES
 _DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
 
 
@@ -156,6 +161,53 @@ def match_text(key: str, value: str, *, vr: str) -> bool:
     return key == value
 
 
+def pn_family_start(key: str) -> tuple[str, bool] | None:
+    """What every person name that match_text accepts for `key` starts its family name with: the
+    key's literal characters up to its first `*`, `?` or `^` (whitespace stripped as match_text does),
+    and whether the family name ends there (a `^` or the key's end came first, not a wildcard: `?` may
+    stand for the `^` itself). None when the key starts with a wildcard and so says nothing.
+    """
+    key = key.strip()
+    if not key.endswith("*"):
+        key = key.rstrip("^")
+    for i, ch in enumerate(key):
+        if ch in "*?":
+            return (key[:i], False) if i else None
+        if ch == "^":
+            return key[:i], True
+    return key, True
+
+
+_TOLOWER_LIMIT = 0x20000  # no cased character above (checked by a test over all of Unicode)
+
+
+@functools.cache
+def _same_lower() -> dict[int, frozenset[str]]:
+    """Simple lower case (what `re` compares under IGNORECASE) -> every character that has it."""
+    table: dict[int, set[str]] = {}
+    for cp in range(_TOLOWER_LIMIT):
+        table.setdefault(_sre.unicode_tolower(cp), set()).add(chr(cp))
+    return {lower: frozenset(chars) for lower, chars in table.items() if len(chars) > 1}
+
+
+def case_variants(ch: str) -> frozenset[str]:
+    """Every character that `ch` matches in match_text's case-insensitive wildcard_match.
+
+    `re` with IGNORECASE matches a character whose simple lower case is `ch`'s, or one of the few
+    equivalences it adds (i and the dotless ı, s and ſ, ...: re._casefix).
+    """
+    lower = _sre.unicode_tolower(ord(ch))
+    lowers = {lower, *_IGNORECASE_FIXES.get(lower, ())}
+    return frozenset({ch}).union(*(_same_lower().get(lo, {chr(lo)}) for lo in lowers))
+
+
+def case_class(ch: str) -> str:
+    """`ch` as a regular expression (PostgreSQL's and Python's) matching each of its case variants."""
+    variants = sorted(case_variants(ch))
+    escaped = "".join(v if v.isalnum() else "\\" + v for v in variants)
+    return escaped if len(variants) == 1 else f"[{escaped}]"
+
+
 # --- dates and times ----------------------------------------------------------------------------
 
 
@@ -188,9 +240,15 @@ def _norm_datetime(value: str, tag_name: str) -> str:
     return date_part.ljust(14, "0") + "." + frac.ljust(6, "0")
 
 
-def split_range(key: str, tag_name: str) -> tuple[str, str]:
-    """'a-b', 'a-', '-b' or 'a' -> (lower, upper); '' for an open end."""
+def split_range(key: str, tag_name: str, vr: str = "DA") -> tuple[str, str]:
+    """'a-b', 'a-', '-b' or 'a' -> (lower, upper); '' for an open end.
+
+    A DT value may end in a UTC offset (`20261125093000-0500`) whose '-' is not the range's: for DT the
+    '-' that splits the key into two valid date-times is the separator (split_dt_range).
+    """
     key = key.strip()
+    if vr == "DT":
+        return split_dt_range(key, tag_name)
     if key.count("-") > 1:
         raise QueryError(f"{tag_name}: {key!r} is not a range (a-b, a- or -b)")
     if "-" not in key:
@@ -201,8 +259,37 @@ def split_range(key: str, tag_name: str) -> tuple[str, str]:
     return lower, upper
 
 
-def _in_range(key: str, value: str, norm, tag_name: str) -> bool:
-    lower, upper = split_range(key, tag_name)
+def _is_datetime(value: str) -> bool:
+    """A DT value whose UTC offset, if any, is a real one (-1200 to +1400, PS3.5 Table 6.2-1)."""
+    match = _DATETIME.match(value)
+    if not match:
+        return False
+    offset = match.group(7)
+    if offset is None:
+        return True
+    hours, minutes = int(offset[1:3]), int(offset[3:])
+    return minutes < 60 and hours * 60 + minutes <= (14 * 60 if offset[0] == "+" else 12 * 60)
+
+
+def split_dt_range(key: str, tag_name: str) -> tuple[str, str]:
+    """A DT key as (lower, upper): a single date-time (also one with a negative offset), or the one
+    split at a '-' that leaves a valid date-time (or nothing) on each side."""
+    if "-" not in key or _is_datetime(key):
+        return key, key  # a malformed single value is refused by whoever normalises it
+    splits = [
+        (key[:i], key[i + 1 :])
+        for i, ch in enumerate(key)
+        if ch == "-"
+        and (key[:i] or key[i + 1 :])
+        and all(not part or _is_datetime(part) for part in (key[:i], key[i + 1 :]))
+    ]
+    if len(splits) != 1:
+        raise QueryError(f"{tag_name}: {key!r} is not a range (a-b, a- or -b) nor a date-time")
+    return splits[0]
+
+
+def _in_range(key: str, value: str, norm, tag_name: str, vr: str) -> bool:
+    lower, upper = split_range(key, tag_name, vr)
     low = norm(lower, tag_name) if lower else None
     high = norm(upper, tag_name) if upper else None
     if low and high and low > high:
@@ -215,15 +302,15 @@ def _in_range(key: str, value: str, norm, tag_name: str) -> bool:
 
 
 def match_date(key: str, value: str, tag_name: str = "date") -> bool:
-    return _in_range(key, value, _check_date, tag_name)
+    return _in_range(key, value, _check_date, tag_name, "DA")
 
 
 def match_time(key: str, value: str, tag_name: str = "time") -> bool:
-    return _in_range(key, value, _norm_time, tag_name)
+    return _in_range(key, value, _norm_time, tag_name, "TM")
 
 
 def match_datetime(key: str, value: str, tag_name: str = "date-time") -> bool:
-    return _in_range(key, value, _norm_datetime, tag_name)
+    return _in_range(key, value, _norm_datetime, tag_name, "DT")
 
 
 # --- elements and datasets -----------------------------------------------------------------------
@@ -251,7 +338,7 @@ def validate_key(elem: DataElement) -> None:
     values = _values(elem.value)
     if len(values) > 1:
         raise QueryError(f"{_name(elem)}: a {elem.VR} key takes one value or one range")
-    lower, upper = split_range(str(values[0]), _name(elem))
+    lower, upper = split_range(str(values[0]), _name(elem), elem.VR)
     low = norm(lower, _name(elem)) if lower else ""
     high = norm(upper, _name(elem)) if upper else ""
     if low and high and low > high:
@@ -342,11 +429,31 @@ def dataset_matches(query: Dataset, item: Dataset) -> bool:
     return True
 
 
+def matching_keys(query: Dataset) -> Dataset:
+    """`query` without its universal keys (nor its control keys), at every level: what an item must
+    match. dataset_matches(matching_keys(q), item) == dataset_matches(q, item), but it reads (and so
+    decodes) only the item's elements that can make a difference: for a match-all query, none.
+    """
+    keys = Dataset()
+    for key in query:
+        if not _is_key(key) or is_universal(key):
+            continue
+        if key.VR == "SQ":
+            keys.add_new(key.tag, "SQ", Sequence([matching_keys(key.value[0])]))
+        else:
+            keys.add(key)
+    return keys
+
+
 def answer_for(query: Dataset, item: Dataset) -> Dataset:
     """The C-FIND answer: the keys of `query` with `item`'s values, plus `item`'s character set.
 
     A key the item lacks comes back empty. A sequence key with no item, or one empty item, returns the
     item's whole sequence (a modality sends an empty SPS item to get every SPS attribute).
+
+    Elements pydicom has not decoded yet (an item read from its encoded bytes) are put into the answer
+    as they are: their bytes are the item's, so nothing is decoded or copied for a key that is only
+    returned, and the answer carries exactly the bytes the export wrote.
     """
     answer = Dataset()
     if "SpecificCharacterSet" in item:
@@ -359,12 +466,14 @@ def _copy_keys(query: Dataset, item: Dataset, answer: Dataset) -> None:
     for key in query:
         if not _is_key(key):
             continue
-        have = item.get(key.tag)
+        have = item.get_item(key.tag) if key.tag in item else None
         if key.VR == "SQ":
+            if have is not None:
+                have = item[key.tag]  # a sequence is decoded as its item is read
             if have is None:
                 answer.add_new(key.tag, "SQ", Sequence())
             elif len(key.value) == 0 or len(key.value[0]) == 0:
-                answer.add(copy.deepcopy(have))
+                answer.add_new(key.tag, "SQ", Sequence([_whole(candidate) for candidate in have.value]))
             else:
                 items = []
                 for candidate in have.value:
@@ -375,4 +484,49 @@ def _copy_keys(query: Dataset, item: Dataset, answer: Dataset) -> None:
         elif have is None:
             answer.add_new(key.tag, key.VR, None)
         else:
-            answer.add(copy.deepcopy(have))
+            answer[key.tag] = _share(have)
+
+
+def _share(elem):
+    # A raw element is an immutable tuple of bytes: shared (but not a raw sequence, whose items' bytes
+    # are in the item's transfer syntax: copied decoded). A decoded one is copied, so that changing
+    # the answer never changes the item.
+    return (
+        elem
+        if elem.is_raw and elem.VR != "SQ"
+        else copy.deepcopy(convert_raw_data_element(elem) if elem.is_raw else elem)
+    )
+
+
+def _whole(item: Dataset) -> Dataset:
+    """A copy of a sequence item, sharing its raw elements (see _share)."""
+    whole = Dataset()
+    for tag in item.keys():
+        elem = item.get_item(tag)
+        if elem.VR == "SQ":
+            # A raw sequence holds its items' bytes in the item's transfer syntax: decoded, and its
+            # items copied the same way, so that each is written in the answer's.
+            whole.add_new(tag, "SQ", Sequence([_whole(sub) for sub in item[tag].value]))
+        else:
+            whole[tag] = _share(elem)
+    return whole
+
+
+def mark_encoded_as(answer: Dataset, *, implicit_vr: bool, little_endian: bool) -> Dataset:
+    """Tell pydicom that `answer`'s raw elements may be written as they are in the given transfer
+    syntax, and return it.
+
+    pydicom decodes every raw element and encodes it again unless the dataset's original encoding is
+    the one being written (filewriter.write_dataset). The raw elements of an item read from its Explicit
+    VR Little Endian bytes hold the same value bytes in Implicit VR Little Endian (only the element
+    header differs, and pydicom writes the header), so for either little endian syntax the bytes are
+    copied; for Big Endian nothing is marked and pydicom converts them.
+    """
+    if not little_endian:
+        return answer
+    answer.set_original_encoding(implicit_vr, True, answer._character_set)
+    for elem in answer.values():
+        if not elem.is_raw and elem.VR == "SQ":
+            for sub in elem.value:
+                mark_encoded_as(sub, implicit_vr=implicit_vr, little_endian=True)
+    return answer

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import close_old_connections, connection
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep,
@@ -108,26 +109,56 @@ def handle_find(event):
         logger.warning("C-FIND from %s: unreadable identifier: %s", calling, exc)
         yield _status(services.IDENTIFIER_DOES_NOT_MATCH, "Identifier cannot be decoded"), None
         return
-    try:
-        with _db():
-            answers = services.worklist_find(query)
-            access_record_station_find(
-                calling_ae=calling, address=event.assoc.requestor.address, query=query, answers=answers
+    # Answers leave as they are found (the first of a match-all after one chunk of orders, not after
+    # all of them); the database connection is this thread's, closed when the last answer is out.
+    transfer_syntax = UID(event.context.transfer_syntax)
+    with _db():
+        try:
+            answers = services.worklist_answers(
+                query,
+                implicit_vr=transfer_syntax.is_implicit_VR,
+                little_endian=transfer_syntax.is_little_endian,
             )
-    except DicomFailure as exc:
-        logger.warning("C-FIND from %s refused (0x%04X): %s", calling, exc.status, exc.message)
-        yield _status(exc.status, exc.message), None
-        return
-    except Exception:
-        logger.exception("C-FIND from %s failed", calling)
-        yield _status(services.UNABLE_TO_PROCESS, "Unable to process"), None
-        return
-    logger.info("C-FIND from %s: %d item(s)", calling, len(answers))
-    for answer in answers:
-        if event.is_cancelled:
-            yield 0xFE00, None
+        except DicomFailure as exc:
+            logger.warning("C-FIND from %s refused (0x%04X): %s", calling, exc.status, exc.message)
+            yield _status(exc.status, exc.message), None
             return
-        yield 0xFF00, answer
+        sent: list[Dataset] = []
+        try:
+            for answer in answers:
+                if event.is_cancelled:
+                    logger.info("C-FIND from %s cancelled after %d item(s)", calling, len(sent))
+                    yield 0xFE00, None
+                    return
+                sent.append(_traced(answer))
+                yield 0xFF00, answer
+            logger.info("C-FIND from %s: %d item(s)", calling, len(sent))
+        except DicomFailure as exc:
+            logger.warning(
+                "C-FIND from %s stopped (0x%04X) after %d item(s): %s",
+                calling,
+                exc.status,
+                len(sent),
+                exc.message,
+            )
+            yield _status(exc.status, exc.message), None
+        except Exception:
+            logger.exception("C-FIND from %s failed after %d item(s)", calling, len(sent))
+            yield _status(services.UNABLE_TO_PROCESS, "Unable to process"), None
+        finally:
+            # What left the server is on record, also when the query ended early.
+            access_record_station_find(
+                calling_ae=calling, address=event.assoc.requestor.address, query=query, answers=sent
+            )
+
+
+def _traced(answer: Dataset) -> Dataset:
+    """The keys the access record traces an answer by, without keeping the whole answer."""
+    kept = Dataset()
+    for keyword in ("AccessionNumber", "StudyInstanceUID"):
+        if keyword in answer:
+            setattr(kept, keyword, answer[keyword].value)
+    return kept
 
 
 def handle_n_create(event):

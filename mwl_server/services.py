@@ -7,7 +7,9 @@ built in a test. Failures raise DicomFailure with the status the peer should rec
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -15,14 +17,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from scheduling import services as scheduling
 from scheduling.models import ACTIVE_STATUSES, Order, OrderStatus, Room
 from scheduling.selectors import day_bounds
-from worklist_export.dataset import ExportError, order_dataset
+from worklist_export.dataset import ExportError, item_dataset, order_source, source_fingerprint
+from worklist_export.encoding import source_bytes
 from worklist_export.services import order_belongs_on_worklist, worklist_orders
 
 from . import matching
@@ -73,17 +77,71 @@ def _element(ds: Dataset, keyword: str):
     return ds[keyword] if keyword in ds else None
 
 
+# The patient columns a PatientName can start with (dataset._patient_name: the name as registered, or
+# the romanised one for a Latin-1 room), and every column of the PN's components.
+_FAMILY_COLUMNS = ("patient__family_name", "patient__romanized_family_name")
+_NAME_COLUMNS = (
+    *_FAMILY_COLUMNS,
+    "patient__given_name",
+    "patient__middle_name",
+    "patient__name_prefix",
+    "patient__name_suffix",
+    "patient__romanized_given_name",
+    "patient__romanized_middle_name",
+)
+
+
+def _name_filter(elem: DataElement | None) -> Q | None:
+    """A condition on the patient's columns that every order whose PatientName matches `elem` meets
+    (a superset: matching.dataset_matches still decides), or None when the key narrows nothing.
+
+    The family name is the PN's first component, so a key's literal start up to its first wildcard
+    or '^' (matching.pn_family_start) is the start of the family name, as registered or romanised,
+    in any case (a regular expression with each letter's case variants, as Python's matcher folds
+    them). The validators forbid ^ and = inside a name part; a row that has one anyway (a bulk load
+    that bypassed them) would shift the components, so it is always let through to the matcher.
+    """
+    if elem is None or elem.VR != "PN" or matching.is_universal(elem):
+        return None
+    values = matching._values(elem.value)
+    if len(values) != 1:
+        return None
+    start = matching.pn_family_start(str(values[0]))
+    if start is None:
+        return None
+    literal, whole = start
+    pattern = r"^\s*" + "".join(matching.case_class(ch) for ch in literal) + (r"\s*$" if whole else "")
+    condition = Q()
+    for column in _FAMILY_COLUMNS:
+        condition |= Q(**{f"{column}__regex": pattern})
+    for column in _NAME_COLUMNS:
+        condition |= Q(**{f"{column}__regex": r"[=^]"})
+    return condition
+
+
 def _prefiltered(query: Dataset) -> QuerySet[Order]:
-    """The worklist orders narrowed in SQL by the keys that map onto columns; Python matches the rest."""
+    """The worklist orders narrowed in SQL by the keys that map onto columns; Python matches the rest.
+
+    Each condition keeps every order the matcher could accept for its key (and may keep more): a
+    single value on a column the item copies unchanged, the date range by the clinic's days, and the
+    patient name by its family name's start (_name_filter).
+    """
     orders = worklist_orders()
     sps_seq = query.get("ScheduledProcedureStepSequence")
     sps = sps_seq[0] if sps_seq else Dataset()
-    ae = matching.single_value(_element(sps, "ScheduledStationAETitle"))
-    if ae is not None:
-        orders = orders.filter(room__ae_title=ae)
-    modality = matching.single_value(_element(sps, "Modality"))
-    if modality is not None:
-        orders = orders.filter(procedure__modality=modality)
+    exact = (
+        (sps, "ScheduledStationAETitle", "room__ae_title"),
+        (sps, "Modality", "procedure__modality"),
+        (sps, "ScheduledProcedureStepID", "sps_id"),
+        (query, "PatientID", "patient__mrn"),
+        (query, "AccessionNumber", "accession_number"),
+        (query, "RequestedProcedureID", "requested_procedure_id"),
+        (query, "StudyInstanceUID", "study_instance_uid"),
+    )
+    for ds, keyword, column in exact:
+        value = matching.single_value(_element(ds, keyword))
+        if value is not None:
+            orders = orders.filter(**{column: value})
     start_date = _element(sps, "ScheduledProcedureStepStartDate")
     if start_date is not None and not matching.is_universal(start_date):
         lower, upper = matching.split_range(str(start_date.value), "ScheduledProcedureStepStartDate")
@@ -91,12 +149,9 @@ def _prefiltered(query: Dataset) -> QuerySet[Order]:
             orders = orders.filter(scheduled_start__gte=day_bounds(_day(lower))[0])
         if upper:
             orders = orders.filter(scheduled_start__lt=day_bounds(_day(upper))[1])
-    patient_id = matching.single_value(_element(query, "PatientID"))
-    if patient_id is not None:
-        orders = orders.filter(patient__mrn=patient_id)
-    accession = matching.single_value(_element(query, "AccessionNumber"))
-    if accession is not None:
-        orders = orders.filter(accession_number=accession)
+    name = _name_filter(_element(query, "PatientName"))
+    if name is not None:
+        orders = orders.filter(name)
     return orders.order_by("scheduled_start", "pk")
 
 
@@ -104,11 +159,26 @@ def _day(value: str) -> date:
     return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
 
 
-def worklist_find(query: Dataset) -> list[Dataset]:
-    """The worklist items matching `query` (PS3.4 Annex K), each with only the requested keys.
+# Orders read from the database per round trip while answers stream out: the first answer leaves
+# after one chunk, and memory holds one chunk, whatever the size of the worklist.
+FIND_CHUNK = 500
 
-    The items are the ones the export writes as .wl files (same orders, same builder), so the built-in
-    server answers exactly what wlmscpfs or Orthanc would. Raises DicomFailure on a malformed identifier.
+
+def worklist_answers(
+    query: Dataset, *, implicit_vr: bool = True, little_endian: bool = True
+) -> Iterator[Dataset]:
+    """The worklist items matching `query` (PS3.4 Annex K), each with only the requested keys, one at
+    a time as they are found, in start order.
+
+    The items are the ones the export writes as .wl files (same orders, same bytes): each is read back
+    from its encoded bytes and answered with those bytes (matching.answer_for), so the built-in server
+    answers exactly what wlmscpfs or Orthanc would. `implicit_vr`/`little_endian`: the transfer syntax
+    the answers will be sent in (matching.mark_encoded_as).
+
+    Raises DicomFailure at once for a malformed identifier; while iterating, DicomFailure
+    (OUT_OF_RESOURCES) once the query has worked DICOM_SERVER_FIND_TIME_LIMIT seconds or found more
+    than DICOM_SERVER_MAX_ANSWERS items: the answers sent until then stand, the failure says the
+    list is incomplete.
     """
     try:
         matching.validate_query(query)
@@ -116,22 +186,69 @@ def worklist_find(query: Dataset) -> list[Dataset]:
         raise DicomFailure(OUT_OF_RESOURCES, f"query too large: {exc}") from None
     except matching.QueryError as exc:
         raise DicomFailure(IDENTIFIER_DOES_NOT_MATCH, str(exc)) from None
-    answers = []
-    # Matching is cheap per item, but a query that selects nothing in SQL reads the whole window; it
-    # must not keep a thread busy for ever (issue 13), so it gives up after DICOM_SERVER_FIND_TIME_LIMIT.
-    deadline = time.monotonic() + settings.DICOM_SERVER_FIND_TIME_LIMIT
-    for order in _prefiltered(query):
-        if time.monotonic() > deadline:
+    return _answers(query, implicit_vr=implicit_vr, little_endian=little_endian)
+
+
+def _answers(query: Dataset, *, implicit_vr: bool, little_endian: bool) -> Iterator[Dataset]:
+    keys = matching.matching_keys(query)
+    limit = settings.DICOM_SERVER_MAX_ANSWERS
+    # A query that selects nothing in SQL reads the whole window; it must not keep a thread busy for
+    # ever (issue 13). Only the time spent here counts: a peer that reads slowly is the network
+    # timeouts' business, and it must not turn a complete answer into a failure.
+    budget = settings.DICOM_SERVER_FIND_TIME_LIMIT
+    resumed = time.monotonic()
+    found = 0
+    for order in _prefiltered(query).iterator(chunk_size=FIND_CHUNK):
+        if time.monotonic() - resumed > budget:
             raise DicomFailure(OUT_OF_RESOURCES, "query took too long; narrow it (date, station)")
         try:
-            item = order_dataset(order)
+            item = _item(order)
         except ExportError as exc:
             # The export leaves such an order out of the folder too; the clerk sees the error there.
             logger.warning("worklist: order %s left out: %s", order.accession_number, exc)
             continue
-        if matching.dataset_matches(query, item):
-            answers.append(matching.answer_for(query, item))
-    return answers
+        if not matching.dataset_matches(keys, item):
+            continue
+        found += 1
+        if found > limit:
+            raise DicomFailure(OUT_OF_RESOURCES, f"more than {limit} items; narrow the query (date, station)")
+        answer = matching.mark_encoded_as(
+            matching.answer_for(query, item), implicit_vr=implicit_vr, little_endian=little_endian
+        )
+        budget -= time.monotonic() - resumed
+        yield answer
+        resumed = time.monotonic()
+
+
+# Order pk -> (source fingerprint, the item read back from its bytes), in this server process. The
+# fingerprint covers everything the item is made of (worklist_export.dataset.source_fingerprint), so an
+# entry is used only while the order's item is byte for byte the one cached; the dict is bounded, and
+# the oldest entries go first (DICOM_SERVER_ITEM_CACHE items; about 14 kB each). Encoding and reading
+# an item back is more than half of a match-all's work.
+_items: dict[int, tuple[str, Dataset]] = {}
+_items_lock = threading.Lock()
+
+
+def _item(order: Order) -> Dataset:
+    """`order`'s worklist item as the export writes it (raises ExportError), from the cache when its
+    source is unchanged."""
+    source = order_source(order)
+    fingerprint = source_fingerprint(source)
+    cached = _items.get(order.pk)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    item = item_dataset(source_bytes(source))
+    with _items_lock:
+        _items.pop(order.pk, None)
+        _items[order.pk] = (fingerprint, item)
+        while len(_items) > settings.DICOM_SERVER_ITEM_CACHE:
+            del _items[next(iter(_items))]
+    return item
+
+
+def worklist_find(query: Dataset) -> list[Dataset]:
+    """All of worklist_answers(query) as a list (raises DicomFailure as it does)."""
+    return list(worklist_answers(query))
 
 
 # --- MPPS ---------------------------------------------------------------------------------------------

@@ -442,6 +442,11 @@ DICOM_SERVER_MAX_PENDING = env.int("DICOM_SERVER_MAX_PENDING", default=100)
 DICOM_SERVER_MAX_ASSOCIATIONS = env.int("DICOM_SERVER_MAX_ASSOCIATIONS", default=50)
 # Seconds one C-FIND may take before it is refused (A700) rather than keep a thread busy.
 DICOM_SERVER_FIND_TIME_LIMIT = env.float("DICOM_SERVER_FIND_TIME_LIMIT", default=10)
+# Items one C-FIND may return: past it the answers sent stand and the query ends in A700 (Refused: Out
+# of Resources), so the modality knows its list is incomplete. Above a 30-day window of a busy hospital.
+DICOM_SERVER_MAX_ANSWERS = env.int("DICOM_SERVER_MAX_ANSWERS", default=25000)
+# Worklist items the server keeps decoded between queries (about 14 kB each; 0 keeps none).
+DICOM_SERVER_ITEM_CACHE = env.int("DICOM_SERVER_ITEM_CACHE", default=25000)
 # DICOM over TLS (PS3.15 B.1), off by default: the server's certificate and key (PEM); with a CA file the
 # modalities must present a certificate it signed.
 DICOM_SERVER_TLS_CERT = env("DICOM_SERVER_TLS_CERT", default="")

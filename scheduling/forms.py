@@ -6,14 +6,17 @@ A service refuses with a ValidationError keyed by the thing to fix ("start", "ro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import prefetch_related_objects
 from django.urls import reverse_lazy
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from . import rules, selectors, services
@@ -210,17 +213,32 @@ class SlotFormMixin:
         except ValidationError:
             return None
 
-    def _offer_slots(self, *, room: Room | None, day: date | None, duration: int | None, exclude=None):
+    def _chosen(self, name: str) -> Any:
+        """A field's value: the cleaned one once the form is validated (loaded already), else peeked."""
+        if hasattr(self, "cleaned_data"):
+            return self.cleaned_data.get(name)
+        return self._peek(name)
+
+    def _offer_slots(self, *, duration: Callable[[], int | None], exclude: Order | None = None) -> None:
+        # Looked up when the page shows the field, not when the form is made: a booking that goes
+        # through never shows them, and a form shown again after validation reuses its loaded room.
+        self.fields["slot"].choices = partial(self._slot_choices, duration, exclude)
+
+    def _slot_choices(self, duration: Callable[[], int | None], exclude: Order | None) -> list:
+        if not hasattr(self, "_slot_choice_list"):
+            self._slot_choice_list = self._free_slot_choices(
+                room=self._chosen("room"), day=self._chosen("date"), duration=duration(), exclude=exclude
+            )
+        return self._slot_choice_list
+
+    @staticmethod
+    def _free_slot_choices(*, room: Room | None, day: date | None, duration: int | None, exclude=None) -> list:
         if room is None or day is None or duration is None:
-            self.fields["slot"].choices = [("", _("Choose procedure, room and date first"))]
-            return
+            return [("", _("Choose procedure, room and date first"))]
         slots = selectors.room_free_slots(room=room, day=day, duration_minutes=duration, exclude=exclude)
         if not slots:
-            self.fields["slot"].choices = [("", _("No free time on this day"))]
-            return
-        self.fields["slot"].choices = [("", "---------")] + [
-            (hhmm, hhmm) for hhmm in (f"{timezone.localtime(s):%H:%M}" for s in slots)
-        ]
+            return [("", _("No free time on this day"))]
+        return [("", "---------")] + [(hhmm, hhmm) for hhmm in (f"{timezone.localtime(s):%H:%M}" for s in slots)]
 
     def _start(self, cleaned: dict[str, Any]) -> None:
         day, slot = cleaned.get("date"), cleaned.get("slot")
@@ -247,19 +265,24 @@ class BookingForm(SlotFormMixin, forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.chosen_patient = self._peek("patient")
-        if self.chosen_patient is not None:
+        if not self.is_bound and self.chosen_patient is not None:
             # The clerk arrives here from the patient: start typing at the first thing to choose.
             self.fields["procedure"].widget.attrs["autofocus"] = True
-        procedure = self._peek("procedure")
-        self._offer_slots(
-            room=self._peek("room"),
-            day=self._peek("date"),
-            duration=procedure.default_duration if procedure else None,
-        )
+        self._offer_slots(duration=self._duration)
+
+    @cached_property
+    def chosen_patient(self) -> Patient | None:
+        return self._chosen("patient")
+
+    def _duration(self) -> int | None:
+        procedure = self._chosen("procedure")
+        return procedure.default_duration if procedure else None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if cleaned.get("room") is not None:
+            # Read once for the rules check here, the booking service's check and the free slots.
+            prefetch_related_objects([cleaned["room"]], "opening_hours")
         self._start(cleaned)
         if not self.errors and "start" in cleaned:
             problems = rules.check_booking(
@@ -287,12 +310,7 @@ class RescheduleForm(SlotFormMixin, forms.Form):
     def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.order = order
-        self._offer_slots(
-            room=self._peek("room"),
-            day=self._peek("date"),
-            duration=order.duration_minutes,
-            exclude=order,
-        )
+        self._offer_slots(duration=lambda: order.duration_minutes, exclude=order)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -133,6 +133,8 @@ class Patient(models.Model):
             # An MRN identifies a patient only together with the authority that issued it.
             models.UniqueConstraint(fields=["issuer", "mrn"], name="patient_mrn_unique_per_issuer"),
         ]
+        # The search's indexes on PostgreSQL (MRN prefix, pg_trgm over the names) are in migration
+        # 0007_patient_search, as SQL: SQLite has no equivalent and must not get them.
         indexes = [
             models.Index(fields=["family_name", "given_name"]),
             models.Index(fields=["birth_date"]),
@@ -378,6 +380,12 @@ class OrderStatus(models.TextChoices):
 ACTIVE_STATUSES = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED, OrderStatus.IN_PROGRESS)
 
 
+# No exam lasts longer (the 720 of validators.validate_duration): an order that overlaps [start, end)
+# started after start - ORDER_LONGEST. OrderQuerySet.overlapping says so to the database, so its range
+# scan on (room, scheduled_start) covers half a day, not every order the room has had since it opened.
+ORDER_LONGEST = timedelta(minutes=720)
+
+
 class OrderQuerySet(models.QuerySet):
     def overlapping(self, start: datetime, end: datetime) -> "OrderQuerySet":
         """Orders holding any part of [start, end): every status but cancelled keeps its time.
@@ -385,9 +393,9 @@ class OrderQuerySet(models.QuerySet):
         The one overlap rule, used by the booking check (room taken, patient busy) and the free slots.
         Back to back is not an overlap: an exam ending at 09:15 leaves 09:15 free.
         """
-        return self.filter(scheduled_start__lt=end, scheduled_end__gt=start).exclude(
-            status=OrderStatus.CANCELLED
-        )
+        return self.filter(
+            scheduled_start__gt=start - ORDER_LONGEST, scheduled_start__lt=end, scheduled_end__gt=start
+        ).exclude(status=OrderStatus.CANCELLED)
 
 
 class AccessionCounter(models.Model):
@@ -470,9 +478,15 @@ class Order(models.Model):
             # Room overlap is also excluded by a PostgreSQL exclusion constraint added in a migration
             # (order_room_no_overlap); SQLite relies on the locked check in services.order_book.
         ]
+        # The order list and the admin sort by (scheduled_start, pk) and filter by a date range, a room or
+        # a status: each index ends in the sort, so a page is read in index order, never sorted in memory,
+        # and a page's ids come from the index alone (selectors.order_list_page). The room one also
+        # serves the overlap checks (OrderQuerySet.overlapping).
         indexes = [
-            models.Index(fields=["room", "scheduled_start"]),
-            models.Index(fields=["status", "scheduled_start"]),
+            # With the procedure: the modality filter is read from the index too (selectors.order_list).
+            models.Index(fields=["scheduled_start", "id"], include=["procedure"], name="order_start_idx"),
+            models.Index(fields=["room", "scheduled_start", "id"], name="order_room_start_idx"),
+            models.Index(fields=["status", "scheduled_start", "id"], name="order_status_start_idx"),
         ]
 
     def __str__(self) -> str:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Func, Q, QuerySet, TextField, Value
+from django.db.models.functions import Coalesce, Replace
 from django.utils import timezone
+from django.utils.functional import cached_property
 
-from .models import OpeningHours, Order, Patient, Room
+from .models import OpeningHours, Order, Patient, Procedure, Room
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -95,22 +98,126 @@ def schedule_for_day(*, day: date) -> list[tuple[Room, list[BoardOrder]]]:
     return [(room, by_room.get(room.pk, [])) for room in rooms]
 
 
+# --- patient search -------------------------------------------------------------------------------
+# Built so that PostgreSQL answers every kind of term from an index (scheduling/migrations/0007):
+# - an MRN prefix from a btree over UPPER(mrn) with text_pattern_ops (LIKE 'x%' under any collation);
+# - a name fragment from one pg_trgm GIN index over patient_search_text(), all name parts in one string.
+# The SQL of patient_search_text() must stay exactly the indexed expression, or the planner ignores the
+# index: tests/realstack/test_scale_patients.py fails when it does. SQLite runs the same SQL, unindexed.
+
+# Thai tone marks, the Mai Taikhu and the Thanthakhat are not letters for pg_trgm (in C.UTF-8 as in
+# glibc's other locales), so it cuts "ศักดิ์ชัย" into two words at the ์ and a fragment with a mark
+# gives it few or no trigrams: "ย์ว" narrowed 1M patients to 125,715 candidates for 14,762 matches.
+# Searching a copy in which each mark is a Thai digit (a letter for pg_trgm) keeps the words whole.
+# Digits are not in names; a name holding one could match the mark it stands for, nothing worse.
+THAI_MARKS = "\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c"  # ็ ่ ้ ๊ ๋ ์
+THAI_MARKS_AS = "\u0e50\u0e51\u0e52\u0e53\u0e54\u0e55"  # ๐ ๑ ๒ ๓ ๔ ๕
+_MARKS_AS_DIGITS = str.maketrans(THAI_MARKS, THAI_MARKS_AS)
+PATIENT_NAME_FIELDS = (
+    "family_name",
+    "given_name",
+    "middle_name",
+    "romanized_family_name",
+    "romanized_given_name",
+    "romanized_middle_name",
+)
+# Shorter fragments than this match the start of a name word only ("ใจ" finds ใจดี, not ดีใจ): a
+# trigram index cannot find one- or two-letter pieces inside words, and a scan of a million names
+# for a rare pair takes seconds.
+PATIENT_FRAGMENT_MIN = 3
+
+
+def patient_search_text() -> Replace:
+    """' family given middle romanised-family romanised-given romanised-middle', marks as digits.
+
+    Every part starts after a space, so a short term matches the start of a word as '% xy%'; a term
+    never holds a space (the query is split at whitespace), so it cannot match across two parts.
+    """
+    parts: list[Any] = []
+    for field in PATIENT_NAME_FIELDS:
+        parts += [Value(" "), F(field)]
+    text: Any = Func(*parts, arg_joiner=" || ", template="(%(expressions)s)", output_field=TextField())
+    for mark, digit in zip(THAI_MARKS, THAI_MARKS_AS, strict=True):
+        text = Replace(text, Value(mark), Value(digit), output_field=TextField())
+    return text
+
+
+def _patient_term(term: str) -> Q:
+    fragment = term if len(term) >= PATIENT_FRAGMENT_MIN else f" {term}"
+    return Q(mrn__istartswith=term) | Q(search_text__icontains=fragment.translate(_MARKS_AS_DIGITS))
+
+
+def patients_matching(*, query: str, queryset: QuerySet[Patient] | None = None) -> QuerySet[Patient]:
+    """Patients of `queryset` (all by default) matching every whitespace-separated term of `query`.
+
+    A term matches an MRN that starts with it, or a name part (native or romanised) that holds it;
+    one or two letters match the start of a name part's word. Case is ignored (on SQLite for A-Z only).
+    """
+    qs = Patient.objects.all() if queryset is None else queryset
+    terms = query.split()
+    if not terms:
+        return qs
+    qs = qs.alias(search_text=patient_search_text())
+    for term in terms:
+        qs = qs.filter(_patient_term(term))
+    return qs
+
+
 def patient_search(*, query: str = "", birth_date: date | None = None) -> QuerySet[Patient]:
-    """Patients whose MRN, name (any script, native or romanised) or birth date match."""
-    qs = Patient.objects.all()
-    for term in query.split():
-        qs = qs.filter(
-            Q(mrn__iexact=term)
-            | Q(mrn__istartswith=term)
-            | Q(family_name__icontains=term)
-            | Q(given_name__icontains=term)
-            | Q(middle_name__icontains=term)
-            | Q(romanized_family_name__icontains=term)
-            | Q(romanized_given_name__icontains=term)
-        )
+    """Patients whose MRN, name (any script, native or romanised) or birth date match, by name."""
+    qs = patients_matching(query=query)
     if birth_date is not None:
         qs = qs.filter(birth_date=birth_date)
-    return qs.order_by("family_name", "given_name")
+    return qs.order_by("family_name", "given_name", "pk")
+
+
+class PatientsFound(NamedTuple):
+    patients: QuerySet[Patient]  # at most `limit`, by name
+    more: bool  # more patients match than `patients` holds
+
+
+def patient_search_first(*, query: str = "", birth_date: date | None = None, limit: int) -> PatientsFound:
+    """At most `limit` of the patients patient_search() finds, by name, and whether there are more.
+
+    "son" matches tens of thousands of a hospital's patients: sorting them all by name to show ten
+    took 100-180 ms at a million patients, and PostgreSQL's other plan, walking the name index until
+    ten match, took seconds when the matches sort late (Thai names sort after every Latin one). So
+    the first limit + 1 matches the index finds are taken in the table's order, and those are sorted:
+    exact whenever at most `limit` match; with more, `limit` of them, by name, and more=True.
+    Without a search the name index gives the first `limit` patients by name, exactly.
+    """
+    found = patient_search(query=query, birth_date=birth_date)
+    if query.split() or birth_date is not None:
+        found = found.order_by()
+    ids = list(found.values_list("pk", flat=True)[: limit + 1])
+    patients = Patient.objects.filter(pk__in=ids[:limit]).order_by(*patient_name_order_unindexed(), "pk")
+    return PatientsFound(patients, len(ids) > limit)
+
+
+def patient_name_order_unindexed() -> list[Coalesce]:
+    """Family then given name, as ORDER BY terms that no index can serve, for a few found patients.
+
+    The names go through COALESCE (they are never NULL): ordered by the bare columns, PostgreSQL
+    walked the whole name index looking for 1,000 found ids (1.3 s for one page at a million
+    patients, 1.5 s in the admin) rather than fetching them and sorting 1,000 rows.
+    """
+    return [Coalesce(name, Value("")) for name in ("family_name", "given_name")]
+
+
+# The order list opens on this window (today and the next ORDER_LIST_DEFAULT_DAYS days) when the clerk
+# gives no date: two million orders of history are not a list anyone reads from the top.
+ORDER_LIST_DEFAULT_DAYS = 30
+# The order list counts at most this many orders (OrderListPaginator): page 2,000 and beyond of a wide
+# window are not reached by paging, and counting five years of orders would cost every page seconds.
+ORDER_LIST_COUNT_CAP = 50_000
+
+
+def order_list_window(*, date_from: date | None, date_to: date | None) -> tuple[date | None, date | None]:
+    """The date range the order list shows: the clerk's, or the default window when they gave no date."""
+    if date_from is None and date_to is None:
+        today = timezone.localdate()
+        return today, today + timedelta(days=ORDER_LIST_DEFAULT_DAYS)
+    return date_from, date_to
 
 
 def order_list(
@@ -120,8 +227,15 @@ def order_list(
     status: str = "",
     modality: str = "",
     room: Room | None = None,
+    descending: bool = False,
 ) -> QuerySet[Order]:
-    qs = Order.objects.select_related("patient", "procedure", "room")
+    """Orders matching the filters, by start time (then pk, so pages never share or skip a row).
+
+    Every filter is a range or equality served by an index ending in (scheduled_start, id) (see
+    Order.Meta.indexes); the modality goes through the procedure. Not windowed: order_list_window is
+    the page's default, the admin and other callers pass what they want.
+    """
+    qs = Order.objects.all()
     if date_from is not None:
         qs = qs.filter(scheduled_start__gte=day_bounds(date_from)[0])
     if date_to is not None:
@@ -129,10 +243,38 @@ def order_list(
     if status:
         qs = qs.filter(status=status)
     if modality:
-        qs = qs.filter(procedure__modality=modality)
+        # The procedures' ids, not a join: the (scheduled_start, id) index carries procedure_id, so
+        # PostgreSQL filters index entries without reading the orders it skips.
+        procedures = list(Procedure.objects.filter(modality=modality).values_list("pk", flat=True))
+        qs = qs.filter(procedure_id__in=procedures)
     if room is not None:
         qs = qs.filter(room=room)
+    if descending:
+        return qs.order_by("-scheduled_start", "-pk")
     return qs.order_by("scheduled_start", "pk")
+
+
+class OrderListPaginator(Paginator):
+    """Pages of an order queryset that cost the same at page 1 and page 1,000.
+
+    - The count stops at ORDER_LIST_COUNT_CAP (a COUNT over a LIMITed subquery): "page 1 of 2,000"
+      for a window holding more.
+    - A page's ids are read first, from the ordering index alone (OFFSET over index entries); then
+      only those 25 orders are loaded with their patient, procedure and room. Joining before the
+      OFFSET would join every skipped row: 25,000 patient lookups on page 1,000.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        # COUNT(*) FROM (SELECT id ... LIMIT cap): Django wraps a sliced queryset's count in a subquery.
+        return self.object_list.order_by().values("pk")[:ORDER_LIST_COUNT_CAP].count()
+
+    def page(self, number) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        by_id = Order.objects.select_related("patient", "procedure", "room").in_bulk(ids)
+        return Page([by_id[pk] for pk in ids if pk in by_id], number, self)
 
 
 @dataclass

@@ -48,6 +48,9 @@ from .validators import validate_calendar_date
 
 ORDERS_PER_PAGE = 25
 PATIENTS_PER_PAGE = 25
+# A clerk narrows the search long before the 40th page; a count and an OFFSET bounded by this stay
+# fast at a million patients (selectors.patient_search_first says how the patients are chosen).
+PATIENT_LIST_LIMIT = 1000
 
 
 def _order_for_page(pk: int) -> Order:
@@ -111,11 +114,14 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     form = PatientSearchForm(request.GET)
     if not form.is_valid():
         _error_messages(request, form)
-    patients = selectors.patient_search(
-        query=form.cleaned_data.get("q", ""), birth_date=form.cleaned_data.get("birth_date")
+    found = selectors.patient_search_first(
+        query=form.cleaned_data.get("q", ""),
+        birth_date=form.cleaned_data.get("birth_date"),
+        limit=PATIENT_LIST_LIMIT,
     )
-    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "scheduling/patient_list.html", {"form": form, "page": page})
+    page = Paginator(found.patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page, "more": found.more, "limit": PATIENT_LIST_LIMIT}
+    return render(request, "scheduling/patient_list.html", context)
 
 
 AUTOCOMPLETE_LIMIT = 10
@@ -123,7 +129,10 @@ AUTOCOMPLETE_LIMIT = 10
 
 @require_GET
 def patient_autocomplete(request: HttpRequest) -> JsonResponse:
-    """Up to 10 patients matching ?q= as [{id, label, url}], for the search boxes' suggestion lists."""
+    """Up to 10 patients matching ?q= as {results: [{id, label, url}], more}, for the suggestion lists.
+
+    more: more patients match than are suggested (the ten are then not the first ten by name).
+    """
     # Through the search form, as the patient list: it refuses what no name holds (a NUL character,
     # which PostgreSQL cannot even compare) with a message instead of a server error.
     form = PatientSearchForm({"q": request.GET.get("q", "")})
@@ -132,7 +141,7 @@ def patient_autocomplete(request: HttpRequest) -> JsonResponse:
     query = form.cleaned_data["q"]
     if not query:
         return JsonResponse({"results": []})
-    patients = selectors.patient_search(query=query)[:AUTOCOMPLETE_LIMIT]
+    found = selectors.patient_search_first(query=query, limit=AUTOCOMPLETE_LIMIT)
     results = [
         {
             "id": patient.pk,
@@ -148,9 +157,9 @@ def patient_autocomplete(request: HttpRequest) -> JsonResponse:
             ),
             "url": patient.get_absolute_url(),
         }
-        for patient in patients
+        for patient in found.patients
     ]
-    return JsonResponse({"results": results})
+    return JsonResponse({"results": results, "more": found.more})
 
 
 @require_http_methods(["GET", "POST"])
@@ -434,14 +443,23 @@ def order_list(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         _error_messages(request, form)
     data = form.cleaned_data  # only the valid filters: an invalid one is reported and ignored
+    date_from, date_to = selectors.order_list_window(date_from=data.get("date_from"), date_to=data.get("date_to"))
     orders = selectors.order_list(
-        date_from=data.get("date_from"),
-        date_to=data.get("date_to"),
+        date_from=date_from,
+        date_to=date_to,
         status=data.get("status", ""),
         modality=data.get("modality", ""),
         room=data.get("room"),
+        descending=data.get("sort") == "-start",
     )
-    if data.get("sort") == "-start":
-        orders = orders.order_by("-scheduled_start", "-pk")
-    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "scheduling/order_list.html", {"form": form, "page": page})
+    page = selectors.OrderListPaginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "date_from": date_from,
+        "date_to": date_to,
+        "default_window": not (data.get("date_from") or data.get("date_to")),
+        "default_days": selectors.ORDER_LIST_DEFAULT_DAYS,
+        "count_capped": page.paginator.count >= selectors.ORDER_LIST_COUNT_CAP,
+    }
+    return render(request, "scheduling/order_list.html", context)
