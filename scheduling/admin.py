@@ -310,7 +310,10 @@ class EstimatedCountPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         ids = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
-        return Page(self.object_list.filter(pk__in=ids), number, self)
+        # By id alone, not under the filters and search again: they were applied to find the ids.
+        rows = self.object_list.model._default_manager.filter(pk__in=ids)
+        rows.query.select_related = self.object_list.query.select_related
+        return Page(rows.order_by(*self.object_list.query.order_by), number, self)
 
 
 class DateHierarchyQuerySet(QuerySet):
@@ -387,9 +390,7 @@ class OrderAdmin(SimpleHistoryAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        exact = queryset.filter(
-            Q(accession_number__in={term, term.upper()}) | Q(study_instance_uid=term)
-        )
+        exact = queryset.filter(Q(accession_number__in={term, term.upper()}) | Q(study_instance_uid=term))
         if " " not in term and exact.exists():
             return exact, False
         patients = selectors.patient_search(query=term).order_by().values("pk")

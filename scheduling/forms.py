@@ -232,13 +232,17 @@ class SlotFormMixin:
         return self._slot_choice_list
 
     @staticmethod
-    def _free_slot_choices(*, room: Room | None, day: date | None, duration: int | None, exclude=None) -> list:
+    def _free_slot_choices(
+        *, room: Room | None, day: date | None, duration: int | None, exclude=None
+    ) -> list:
         if room is None or day is None or duration is None:
             return [("", _("Choose procedure, room and date first"))]
         slots = selectors.room_free_slots(room=room, day=day, duration_minutes=duration, exclude=exclude)
         if not slots:
             return [("", _("No free time on this day"))]
-        return [("", "---------")] + [(hhmm, hhmm) for hhmm in (f"{timezone.localtime(s):%H:%M}" for s in slots)]
+        return [("", "---------")] + [
+            (hhmm, hhmm) for hhmm in (f"{timezone.localtime(s):%H:%M}" for s in slots)
+        ]
 
     def _start(self, cleaned: dict[str, Any]) -> None:
         day, slot = cleaned.get("date"), cleaned.get("slot")

@@ -443,7 +443,9 @@ def order_list(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         _error_messages(request, form)
     data = form.cleaned_data  # only the valid filters: an invalid one is reported and ignored
-    date_from, date_to = selectors.order_list_window(date_from=data.get("date_from"), date_to=data.get("date_to"))
+    date_from, date_to = selectors.order_list_window(
+        date_from=data.get("date_from"), date_to=data.get("date_to")
+    )
     orders = selectors.order_list(
         date_from=date_from,
         date_to=date_to,

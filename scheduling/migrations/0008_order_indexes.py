@@ -30,7 +30,9 @@ def _swap(schema_editor, model, add, remove):
     for index in add:
         sql = str(index.create_sql(model, schema_editor, concurrently=True))
         # IF NOT EXISTS: a build interrupted half-way is run again rather than failing on the name.
-        schema_editor.execute(sql.replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX CONCURRENTLY IF NOT EXISTS", 1))
+        schema_editor.execute(
+            sql.replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX CONCURRENTLY IF NOT EXISTS", 1)
+        )
     for index in remove:
         schema_editor.execute(index.remove_sql(model, schema_editor, concurrently=True))
 

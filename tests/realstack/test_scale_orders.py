@@ -43,7 +43,9 @@ FROM generate_series(0, {orders} - 1) AS i,
 @pytest.fixture
 def history() -> dict:
     user = UserFactory()
-    rooms = [RoomFactory(name=f"R{i}", ae_title=f"R{i}", modality="CT" if i < 3 else "US") for i in range(ROOMS)]
+    rooms = [
+        RoomFactory(name=f"R{i}", ae_title=f"R{i}", modality="CT" if i < 3 else "US") for i in range(ROOMS)
+    ]
     procedures = [ProcedureFactory(code_value=f"P{i}", modality=rooms[i].modality) for i in range(ROOMS)]
     patients = [PatientFactory(mrn=f"HN{i:05d}").pk for i in range(400)]
     tomorrow = timezone.localdate() + timedelta(days=1)
@@ -136,11 +138,15 @@ def test_the_admin_estimates_a_large_count_without_counting(history):
 
 
 def test_the_admin_name_search_reads_the_patients_orders_only(history, admin_client):
-    from scheduling.admin import OrderAdmin
     from django.contrib import admin
+
+    from scheduling.admin import OrderAdmin
 
     found, _ = OrderAdmin(Order, admin.site).get_search_results(None, Order.objects.all(), "HN00017")
 
     assert found.count() == ORDERS // 400
-    assert "Seq Scan" not in {n["Node Type"] for n in nodes(plan(found.values("pk")))
-                              if n.get("Relation Name") == "scheduling_order"}
+    assert "Seq Scan" not in {
+        n["Node Type"]
+        for n in nodes(plan(found.values("pk")))
+        if n.get("Relation Name") == "scheduling_order"
+    }

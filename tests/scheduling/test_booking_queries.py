@@ -72,9 +72,7 @@ def test_a_refused_booking_shows_the_free_slots_without_reading_the_hours_again(
 
 def test_an_exam_of_the_longest_duration_still_overlaps(room, user, tomorrow_at):
     # The overlap query looks back ORDER_LONGEST (720 minutes) from the start, no further.
-    long_exam = OrderFactory(
-        room=room, scheduled_start=tomorrow_at(8), duration_minutes=720, booked_by=user
-    )
+    long_exam = OrderFactory(room=room, scheduled_start=tomorrow_at(8), duration_minutes=720, booked_by=user)
     ends_at_start = OrderFactory(
         room=room, scheduled_start=tomorrow_at(7), duration_minutes=60, booked_by=user
     )

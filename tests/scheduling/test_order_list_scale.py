@@ -13,7 +13,7 @@ from django.utils import timezone
 from scheduling import selectors
 from scheduling.admin import OrderAdmin
 from scheduling.models import Order
-from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory
+from tests.factories import OrderFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,10 @@ def listed(response) -> list[Order]:
 def history(room, user):
     """Orders a year ago, yesterday, today, in 30 days (the window's last day) and in 31 days."""
     days = [-365, -1, 0, 30, 31]
-    return {d: OrderFactory(room=room, scheduled_start=at(today() + timedelta(days=d)), booked_by=user) for d in days}
+    return {
+        d: OrderFactory(room=room, scheduled_start=at(today() + timedelta(days=d)), booked_by=user)
+        for d in days
+    }
 
 
 def test_the_order_list_opens_on_today_and_the_next_30_days_and_says_so(clerk, history):
@@ -51,7 +54,9 @@ def test_the_clerk_widens_the_window_with_dates(clerk, history):
 
     assert listed(response) == [history[d] for d in (-365, -1, 0, 30, 31)]
     assert "Showing today" not in response.content.decode()
-    response = clerk.get(reverse("scheduling:order_list"), {"date_to": (today() - timedelta(days=1)).isoformat()})
+    response = clerk.get(
+        reverse("scheduling:order_list"), {"date_to": (today() - timedelta(days=1)).isoformat()}
+    )
     assert listed(response) == [history[-365], history[-1]]
 
 
@@ -131,7 +136,10 @@ def test_the_admin_finds_an_order_by_its_exact_accession_number(admin_client, si
 def test_the_admin_finds_the_orders_of_a_patient_by_name_or_mrn(admin_client, room, user):
     jaidee = PatientFactory(mrn="HN777001", family_name="Jaidee", given_name="Somchai")
     other = PatientFactory(mrn="HN888001", family_name="Wongsa", given_name="Malee")
-    mine = [OrderFactory(patient=jaidee, room=room, booked_by=user, scheduled_start=at(today(), h)) for h in (9, 10)]
+    mine = [
+        OrderFactory(patient=jaidee, room=room, booked_by=user, scheduled_start=at(today(), h))
+        for h in (9, 10)
+    ]
     OrderFactory(patient=other, room=room, booked_by=user, scheduled_start=at(today(), 11))
 
     for term in ("Jaidee", "jaid", "HN777", "HN777001"):
