@@ -475,6 +475,12 @@ class Order(models.Model):
                 condition=~Q(status=OrderStatus.CANCELLED) | ~Q(cancel_reason=""),
                 name="order_cancel_has_reason",
             ),
+            # The overlap queries look back ORDER_LONGEST from a slot's start: no order may last longer.
+            # On PostgreSQL a constraint of migration 0009 also holds scheduled_end to that bound.
+            models.CheckConstraint(
+                condition=Q(duration_minutes__gte=1, duration_minutes__lte=720),
+                name="order_duration_bounded",
+            ),
             # Room overlap is also excluded by a PostgreSQL exclusion constraint added in a migration
             # (order_room_no_overlap); SQLite relies on the locked check in services.order_book.
         ]
