@@ -323,10 +323,13 @@ HTTP_ROWS = [
     ("autocomplete_mrn", "Patient autocomplete, exact MRN", 50),
     ("autocomplete_mrn_prefix", "Patient autocomplete, MRN prefix (7 characters)", 50),
     ("patient_list_latin", "Patient list search with its count (and)", 300),
-    ("order_list_first", "Order list, first page", 300),
-    ("order_list_1000", "Order list, page 1,000", 300),
-    ("order_list_filter_first", "Order list filtered (modality US), first page", 300),
-    ("order_list_filter_1000", "Order list filtered (modality US), page 1,000", 300),
+    ("order_list_first", "Order list, default window (next 30 days), first page", 300),
+    ("order_list_last", "Order list, default window, ?page=1000", 300),
+    ("order_list_filter_first", "Order list, default window, modality US, first page", 300),
+    ("order_list_filter_last", "Order list, default window, modality US, ?page=1000", 300),
+    ("order_list_wide_first", "Order list, last 60 + next 30 days, first page", 300),
+    ("order_list_1000", "Order list, last 60 + next 30 days, page 1,000", 300),
+    ("order_list_filter_1000", "Order list, last 60 + next 30 days, status completed, page 1,000", 300),
     ("admin_orders_first", "Admin order list, page 1", 300),
     ("admin_orders_999", "Admin order list, ?p=999", 300),
     ("admin_orders_search", "Admin order list, name search (?q=<family>)", 300),
@@ -337,6 +340,7 @@ HTTP_ROWS = [
     ("board", "Day board, one day of the window", None),
 ]
 QUERY_CONSTANT = {"order_list_first", "order_list_1000", "order_list_filter_first", "order_list_filter_1000",
+                  "order_list_last", "order_list_filter_last", "order_list_wide_first",
                   "admin_orders_first", "admin_orders_999", "admin_orders_search", "admin_patients_mrn"}  # fmt: skip
 
 
@@ -377,11 +381,11 @@ def scale_rows(r: dict) -> list[list[str]]:
             tgt.append("< 40 queries")
             ok = ok and all(m["queries"] < 40 for m in ms)
         extra = ""
-        if key.endswith("_1000"):
+        if key in sizes[0]["http"]["pages"]:
             pages = [x["http"]["pages"].get(key, {}) for x in sizes]
             reached = [p.get("reached") for p in pages]
             if any(n != 1000 for n in reached):
-                extra = f" (page reached: {' / '.join(str(n) for n in reached)})"
+                extra = f" (shows page {' / '.join(f'{n:,}' for n in reached)})"
         if key == "board":
             extra = f" ({ms[-1].get('orders', '?')} exams)"
         rows.append(
@@ -520,19 +524,36 @@ median (DICOM and reconcile: on the total time). Data sets: {counts}. Databases:
   Each size is measured on its own copy (`CREATE DATABASE ... TEMPLATE`), migrated to the checkout.
 - **Screens**: in-process through Django's test client logged in as the superuser `bench`
   (`bench/stages.py scale_http`): one or two warm-up requests, then up to 25 timed ones (at least 3,
-  at most ~10 s); queries counted on one more request with an execute wrapper. Page 1,000 of the order
-  list is `?page=1000` while the list has numbered pages, otherwise the page reached by following its
-  "next" link 999 times. The problems page is measured after the export (every scheduled order has its
-  entry). Free slots and bookings are on the afternoon of the seventh day of the window (free grid
-  slots), the booking POST with CSRF checks, a different patient and slot each time, the export task
-  queued to a Redis nobody reads (so the POST is the request alone). The day board is the eighth day of
-  the window ({sizes[next(iter(sizes))]["http"]["board"].get("orders", "?")} exams).
+  at most ~10 s); queries counted on one more request with an execute wrapper (CaptureQueriesContext
+  sees the log emptied by request_started). Figures of a few milliseconds move by 1.5-2x from run to run
+  on this shared machine: read their growth with that in mind. Autocomplete fragments: สมช (consonants),
+  ศรี (with a combining vowel sign), `and`, an exact MRN (the middle patient's), its first 7 characters.
+  The order list opens on a default window (today and the next 30 days, about 750 pages at both sizes),
+  so `?page=1000` there shows its last page (the page shown is in the row); page 1,000 proper is asked
+  in a clerk's explicit window (the last 60 days and the next 30, which holds more than 25,000 orders at
+  both sizes). While the list numbers its pages, page 1,000 is `?page=1000`; a list with a cursor
+  ("next" link without a page number) is followed 999 times instead. The admin is measured without a
+  search at `?p=999`; with a search (`?q=Smith`, the commonest family name) on page 1 only, since the
+  small hospital has only ~35 pages of Smiths. The problems page is measured after the export (every
+  scheduled order has its entry). Free slots and bookings are on the afternoon of the seventh day of the
+  window (free grid slots; rooms of modalities with a 15-minute procedure), the booking POST with CSRF
+  checks, a different patient and slot each time, the export task queued to a Redis nobody reads (so the
+  figure is the request alone). The day board is the eighth day of the window
+  ({sizes[next(iter(sizes))]["http"]["board"].get("orders", "?")} exams).
 - **Reconcile**: `manage.py export_worklists` (wlmscpfs layout) into an empty folder, then {RECONCILE_RUNS} runs
   on the unchanged folder (median wall time, Django start-up included; peak RSS from `/usr/bin/time -v`);
   then the entries without a file (the past orders') deleted, VACUUM ANALYZE, and {RECONCILE_RUNS} runs again.
 - **DICOM**: pynetdicom C-FIND (one association per query) against `manage.py serve_dicom` on the copy
   and against `wlmscpfs -csk` on the exported folder: `PatientName=<the commonest Latin family name>*`,
   match-all (time to the first answer and to the last), and date + modality + station AE. Each query
-  once, and when it took under 5 s, 3 more times (median).
+  once, and when it took under 5 s, 3 more times (median). The calling AE is `CT01` (the built-in server
+  answers known calling AEs only). A query the server ends with a failure status (the built-in server
+  bounds one query's work: A700 "query took too long") is shown with the answers sent before it; it
+  does not meet the target, which asks for the same answers as wlmscpfs.
+- **Databases**: `ris_scale_small` and `ris_scale_hospital` are the templates the other helpers copy
+  (built once, at the migrations of that time, with /tmp/ris-scale/<size>.ready); `make bench` uses
+  `bench/scale.py ensure`, which reuses whichever of `ris_bench_scale_<size>` and `ris_scale_<size>`
+  has the checkout's key (generator version + every migration file's name and content, in the
+  database's comment and its bench_scale_meta table) and otherwise rebuilds `ris_bench_scale_<size>`.
 <!-- /scale -->
 """

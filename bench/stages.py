@@ -413,11 +413,20 @@ def _next_link(html: str) -> str | None:
     return None
 
 
-def _page_1000(client, path: str, query: str, budget: float) -> tuple[str | None, int]:
-    """The address of page 1,000 of a list, and the page number actually reached.
+def _page_shown(html: str) -> int | None:
+    """The page number the list says it shows ("Page 745 of 745"), when it numbers its pages."""
+    import re
 
-    Numbered pages (?page=N) are asked for directly; a cursor (keyset) link is followed 999 times, for at
-    most `budget` seconds, as a clerk paging on would.
+    found = re.search(r"Page ([\d,]+) of", html)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def _page_1000(client, path: str, query: str, budget: float) -> tuple[str | None, int]:
+    """The address of page 1,000 of a list, and the page number actually shown there.
+
+    Numbered pages (?page=N) are asked for directly (a list shorter than that shows its last page: the
+    number it shows is returned); a cursor (keyset) link is followed 999 times, for at most `budget`
+    seconds, as a clerk paging on would.
     """
     import re
 
@@ -427,8 +436,8 @@ def _page_1000(client, path: str, query: str, budget: float) -> tuple[str | None
     if link is None:
         return None, 1
     if re.search(r"[?&]page=2(&|$)", link):
-        sep = "&" if query else "?"
-        return f"{path}?{query}{sep}page=1000" if query else f"{path}?page=1000", 1000
+        url = f"{path}?{query}&page=1000" if query else f"{path}?page=1000"
+        return url, _page_shown(client.get(url).content.decode()) or 1000
     reached, deadline = 1, clock.perf_counter() + budget
     while reached < 1000 and clock.perf_counter() < deadline:
         url = link if link.startswith("/") else f"{path}{link}"
@@ -502,6 +511,8 @@ def stage_scale_http(args: dict) -> dict:
     client = Client()
     client.force_login(user)
     mrn = Patient.objects.order_by("pk").values_list("mrn", flat=True)[Patient.objects.count() // 2]
+    today = timezone.localdate()
+    wide = f"date_from={today - timedelta(days=60)}&date_to={today + timedelta(days=30)}"
     cases = {
         "autocomplete_thai": f"/patients/autocomplete/?q={quote('สมช')}",
         "autocomplete_thai_vowel": f"/patients/autocomplete/?q={quote('ศรี')}",
@@ -511,6 +522,7 @@ def stage_scale_http(args: dict) -> dict:
         "patient_list_latin": "/patients/?q=and",
         "order_list_first": "/orders/",
         "order_list_filter_first": "/orders/?modality=US",
+        "order_list_wide_first": f"/orders/?{wide}",
         "admin_orders_first": "/admin/scheduling/order/",
         "admin_orders_999": "/admin/scheduling/order/?p=999",
         "admin_orders_search": "/admin/scheduling/order/?q=Smith",
@@ -520,8 +532,16 @@ def stage_scale_http(args: dict) -> dict:
     only = args.get("only")
     if only:
         cases = {name: url for name, url in cases.items() if name in only}
+    # The default window (the next 30 days: some 750 pages, so ?page=1000 shows its last page) and a
+    # clerk's explicit window of the last 60 days and the next 30, where page 1,000 exists at both sizes
+    # (small: 75 days of history).
     pages = {}
-    for name, query in (("order_list_1000", ""), ("order_list_filter_1000", "modality=US")):
+    for name, query in (
+        ("order_list_last", ""),
+        ("order_list_1000", wide),
+        ("order_list_filter_last", "modality=US"),
+        ("order_list_filter_1000", f"{wide}&status=COMPLETED"),
+    ):
         if only and name not in only:
             continue
         t0 = clock.perf_counter()

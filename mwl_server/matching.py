@@ -178,6 +178,9 @@ def pn_family_start(key: str) -> tuple[str, bool] | None:
     return key, True
 
 
+# Escaped with a backslash, the same in PostgreSQL's and Python's regular expressions (and no other
+# character is: PostgreSQL takes a backslash before a letter or digit as an escape of its own).
+_REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}-")
 _TOLOWER_LIMIT = 0x20000  # no cased character above (checked by a test over all of Unicode)
 
 
@@ -204,7 +207,7 @@ def case_variants(ch: str) -> frozenset[str]:
 def case_class(ch: str) -> str:
     """`ch` as a regular expression (PostgreSQL's and Python's) matching each of its case variants."""
     variants = sorted(case_variants(ch))
-    escaped = "".join(v if v.isalnum() else "\\" + v for v in variants)
+    escaped = "".join("\\" + v if v in _REGEX_SPECIAL else v for v in variants)
     return escaped if len(variants) == 1 else f"[{escaped}]"
 
 

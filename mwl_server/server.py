@@ -28,6 +28,7 @@ from django.db import close_old_connections, connection
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, evt
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
@@ -123,7 +124,7 @@ def handle_find(event):
             logger.warning("C-FIND from %s refused (0x%04X): %s", calling, exc.status, exc.message)
             yield _status(exc.status, exc.message), None
             return
-        sent: list[Dataset] = []
+        sent: list[dict[str, str]] = []
         try:
             for answer in answers:
                 if event.is_cancelled:
@@ -152,12 +153,15 @@ def handle_find(event):
             )
 
 
-def _traced(answer: Dataset) -> Dataset:
-    """The keys the access record traces an answer by, without keeping the whole answer."""
-    kept = Dataset()
-    for keyword in ("AccessionNumber", "StudyInstanceUID"):
-        if keyword in answer:
-            setattr(kept, keyword, answer[keyword].value)
+def _traced(answer: Dataset) -> dict[str, str]:
+    """The keys the access record traces an answer by (it reads them with .get), without keeping the
+    whole answer, nor decoding it: an ASCII value is read from its bytes."""
+    kept = {}
+    for tag, keyword in ((0x00080050, "AccessionNumber"), (0x0020000D, "StudyInstanceUID")):
+        if tag in answer:
+            elem = answer.get_item(tag)
+            value = elem.value.decode("ascii", "replace") if elem.is_raw and elem.value else elem.value
+            kept[keyword] = str(value or "").strip(" \0")
     return kept
 
 
@@ -384,11 +388,26 @@ def build_ae(ae_title: str | None = None) -> RisAE:
     return ae
 
 
+def _quiet_pynetdicom() -> None:
+    """Unless pynetdicom's logger is at DEBUG, stop it formatting what it would log there.
+
+    pynetdicom renders every C-FIND answer as text (LOG_RESPONSE_IDENTIFIERS) and every DIMSE message
+    (its "standard" event handlers) before the logger drops them: more than half of the server's time
+    per answer, and patient names and IDs have no place in the log anyway.
+    """
+    if logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG):
+        return
+    pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
+    pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
+    pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+
+
 def start_server(
     *, host: str | None = None, port: int | None = None, ae_title: str | None = None, block: bool = False
 ) -> ThreadedAssociationServer | None:
     """Listen on host:port (settings by default), over TLS when DICOM_SERVER_TLS_CERT is set. Blocks when
     `block`; else returns the server, whose shutdown() stops it."""
+    _quiet_pynetdicom()
     ae = build_ae(ae_title)
     address = (host if host is not None else settings.DICOM_SERVER_BIND, port or settings.DICOM_SERVER_PORT)
     context = tls_context()

@@ -444,7 +444,7 @@ DICOM_SERVER_MAX_CONNECTIONS_PER_ADDRESS = env.int("DICOM_SERVER_MAX_CONNECTIONS
 DICOM_SERVER_MAX_PENDING = env.int("DICOM_SERVER_MAX_PENDING", default=100)
 DICOM_SERVER_MAX_ASSOCIATIONS = env.int("DICOM_SERVER_MAX_ASSOCIATIONS", default=50)
 # Seconds of processor time one C-FIND may take before it is refused (A700) rather than keep a thread busy.
-DICOM_SERVER_FIND_TIME_LIMIT = env.float("DICOM_SERVER_FIND_TIME_LIMIT", default=10)
+DICOM_SERVER_FIND_TIME_LIMIT = env.float("DICOM_SERVER_FIND_TIME_LIMIT", default=30)
 # Items one C-FIND may return: past it the answers sent stand and the query ends in A700 (Refused: Out
 # of Resources), so the modality knows its list is incomplete. Above a 30-day window of a busy hospital.
 DICOM_SERVER_MAX_ANSWERS = env.int("DICOM_SERVER_MAX_ANSWERS", default=25000)

@@ -14,15 +14,17 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from scheduling.models import Order
 
 from .dataset import ExportError, order_source, source_fingerprint
 from .encoding import part10_bytes, source_bytes
 from .models import WorklistEntry
-from .services import entries_record_written, entry_record_absent, worklist_orders
+from .services import entries_record_written, entry_record_absent, worklist_order_q, worklist_orders
 from .writer import (
     LAYOUT_WLMSCPFS,
     LOCKFILE,
@@ -103,13 +105,7 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
                 leftover.unlink(missing_ok=True)
         disk = worklist_files_on_disk()
         locked = _folders_with_lockfile()
-        # What the comparison below reads of each entry, and no more: there is one per order.
-        entries = {
-            entry.order_id: entry
-            for entry in WorklistEntry.objects.only(
-                "order_id", "path", "source_sha256", "file_stamp", "last_error", "synced_at"
-            )
-        }
+        entries = _entries_that_matter()
         wanted: set[str] = set()
         seen: set[int] = set()  # orders dealt with above: their entries are current
         batch = _Batch()
@@ -176,6 +172,29 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
 
         _lockfiles_repair(wanted=wanted, locked=locked, report=report, check=check)
     return report
+
+
+def _entries_that_matter() -> dict[int, Any]:
+    return {row.order_id: row for row in _entry_rows().iterator(chunk_size=5000)}
+
+
+def _entry_rows() -> QuerySet:
+    """The entries reconciliation compares: those of the orders on the worklist now, and those naming
+    a file (an order that left the worklist while its task was lost: the file is removed below).
+
+    Not the rest, one per past order (two million after five years at 600 exams a day), all naming
+    no file: loading them took most of an unchanged reconcile's time and 1.6 GB. They stay, as the
+    order page's "exported at" and "removed from the worklist at"; the partial index on path finds
+    the few that name a file.
+    """
+    # What the comparison below reads of each entry, and no more; rows, not models: building 18,000
+    # model instances took longer than the query.
+    fields = ("order_id", "path", "source_sha256", "file_stamp", "last_error", "synced_at")
+    on_worklist = WorklistEntry.objects.filter(
+        order__in=Order.objects.filter(worklist_order_q()).values("pk")
+    )
+    with_file = WorklistEntry.objects.exclude(path="")
+    return on_worklist.values_list(*fields, named=True).union(with_file.values_list(*fields, named=True))
 
 
 def _folders_with_lockfile() -> set[str]:

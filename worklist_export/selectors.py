@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from scheduling.models import ACTIVE_STATUSES, Order
+from scheduling.models import Order
 
 from .models import WorklistEntry
-from .services import worklist_window
+from .services import worklist_order_q
 from .writer import worklist_root
 
 
@@ -38,26 +38,36 @@ def order_export_state(*, order: Order) -> ExportState:
 
 def worklist_problem_orders() -> QuerySet[Order]:
     """Orders a modality may be missing: the export failed (entry.last_error), or a change has waited
-    longer than WORKLIST_PENDING_GRACE_SECONDS to reach the folder (a lost task, a broker down).
+    longer than WORKLIST_PENDING_GRACE_SECONDS to reach the folder (a lost task, a broker down): an
+    order on the worklist whose item is not written or outdated, or a file that should be gone.
 
     A change is normally exported within a second; the grace period keeps orders that are just being
     exported off the list. An active order in the window with no entry at all was never exported.
+
+    Each part is bounded by the active worklist or by the few entries naming a file or an error (their
+    partial indexes), never by the history: one condition ORed across the order/entry join read all
+    two million past orders (3.9 s). The union of their ids is joined back to the orders.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.WORKLIST_PENDING_GRACE_SECONDS)
-    start, end = worklist_window()
-    failed = Q(worklist_entry__last_error__gt="")
-    overdue = Q(updated_at__lt=cutoff) & (
-        Q(worklist_entry__synced_at__isnull=True, worklist_entry__isnull=False)
-        | Q(worklist_entry__synced_at__lt=F("updated_at"))
-        | Q(
-            worklist_entry__isnull=True,
-            status__in=ACTIVE_STATUSES,
-            scheduled_start__gte=start,
-            scheduled_start__lt=end,
-        )
+    failed = WorklistEntry.objects.exclude(last_error="").values("order_id")
+    not_on_worklist_yet = Order.objects.filter(
+        worklist_order_q(),
+        Q(worklist_entry__isnull=True)
+        | Q(worklist_entry__synced_at__isnull=True)
+        | Q(worklist_entry__synced_at__lt=F("updated_at")),
+        updated_at__lt=cutoff,
+    ).values("pk")
+    # A file whose order changed since (cancelled, moved out of the window or to another room) and
+    # that is still there: the modality shows an exam that is not, or no longer, as listed.
+    file_outdated = (
+        WorklistEntry.objects.exclude(path="")
+        .filter(Q(synced_at__isnull=True) | Q(synced_at__lt=F("order__updated_at")))
+        .filter(order__updated_at__lt=cutoff)
+        .values("order_id")
     )
+    problems = failed.order_by().union(not_on_worklist_yet.order_by(), file_outdated.order_by())
     return (
-        Order.objects.filter(failed | overdue)
+        Order.objects.filter(pk__in=problems)
         .select_related("patient", "procedure", "room", "worklist_entry")
         .order_by("scheduled_start", "pk")
     )

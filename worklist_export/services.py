@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from scheduling.models import ACTIVE_STATUSES, Order
@@ -54,15 +54,21 @@ NOT_ON_THE_WORKLIST = (
 )
 
 
+def worklist_order_q() -> Q:
+    """The orders that belong on the worklists now, as a filter on Order: the active worklist, some
+    thousands of rows however long the history (the (status, scheduled_start) index finds them)."""
+    start, end = worklist_window()
+    return Q(status__in=ACTIVE_STATUSES, scheduled_start__gte=start, scheduled_start__lt=end)
+
+
 def worklist_orders() -> QuerySet[Order]:
     """The orders that should have a file now, with everything the dataset needs.
 
     Rooms and procedures are few and shared by thousands of orders: prefetched (once per chunk when
     iterated), not joined, so each is built once rather than once per order.
     """
-    start, end = worklist_window()
     return (
-        Order.objects.filter(status__in=ACTIVE_STATUSES, scheduled_start__gte=start, scheduled_start__lt=end)
+        Order.objects.filter(worklist_order_q())
         .select_related("patient")
         .prefetch_related("procedure", "room")
         # Nothing of these reaches the worklist item; reading them was a fifth of an unchanged reconcile.

@@ -185,12 +185,12 @@ def test_more_answers_than_the_bound_end_in_out_of_resources(book, tomorrow_at, 
     assert len(received) == 2
 
 
-def test_time_spent_waiting_for_the_peer_does_not_count(book, tomorrow_at, settings, monkeypatch):
+def test_time_spent_between_answers_does_not_count(book, tomorrow_at, settings, monkeypatch):
     for hour in (8, 9):
         book(start=tomorrow_at(hour))
     settings.DICOM_SERVER_FIND_TIME_LIMIT = 5
     clock = [1000.0]
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services.time, "thread_time", lambda: clock[0])
     answers = worklist_answers(worklist_query())
     next(answers)
     clock[0] += 60  # the modality took a minute to read the first answer
