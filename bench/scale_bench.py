@@ -28,7 +28,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 SIZES = ("small", "hospital")
 REDIS_URL = "redis://127.0.0.1:6379/11"  # bookings queue their export here; nobody consumes it; flushed
 CALLED_AE = "WORKLIST"
-RECONCILE_RUNS = 2
+RECONCILE_RUNS = 3
 
 
 def log(message: str) -> None:
