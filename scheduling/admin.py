@@ -320,15 +320,17 @@ class DateHierarchyQuerySet(QuerySet):
     """The admin's orders, whose date hierarchy lists years and months from the first and last start.
 
     Django lists them with SELECT DISTINCT date_trunc(...) over every order: 0.66 s at two million
-    orders, on every changelist page. MIN and MAX are two index lookups; every year and month between
-    them is listed, which a hospital booking every day fills anyway. Days still come from the orders
-    (one month of them).
+    orders, on every changelist page. MIN and MAX of the whole table are two lookups at the ends of
+    the start index; every year and month between them is listed, which a hospital booking every day
+    fills anyway. They are the table's, not the search's or the filters' (a year may then show no
+    order of a search): over the orders of a search for "Smith" the same MIN and MAX took 0.36 s each.
+    Days still come from the orders (one month of them).
     """
 
     def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo=None, is_dst=None):
         if kind not in ("year", "month"):
             return super().datetimes(field_name, kind, order, tzinfo)
-        span = self.aggregate(first=Min(field_name), last=Max(field_name))
+        span = self.model._base_manager.aggregate(first=Min(field_name), last=Max(field_name))
         if span["first"] is None:
             return []
         tz = tzinfo or timezone.get_current_timezone()
@@ -376,6 +378,16 @@ class OrderAdmin(SimpleHistoryAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         orders = super().get_queryset(request)
         return DateHierarchyQuerySet(model=orders.model, query=orders.query, using=orders._db)
+
+    def get_changelist_instance(self, request: HttpRequest):
+        changelist = super().get_changelist_instance(request)
+        drilled = any(key.startswith(f"{self.date_hierarchy}__") for key in request.GET)
+        if changelist.query and not drilled:
+            # The drill-down's first step is MIN and MAX of the listed orders' starts: over the orders
+            # of a search ("Smith": thousands of patients) 0.36 s, at the ends of the index or not.
+            # A search lists few enough orders to read without it; chosen dates still apply.
+            changelist.date_hierarchy = None
+        return changelist
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Order], search_term: str

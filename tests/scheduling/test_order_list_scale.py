@@ -157,3 +157,19 @@ def test_the_admin_date_hierarchy_lists_every_year_between_the_first_and_last_or
         assert f"scheduled_start__year={year}" in html
     month = changelist(admin_client, scheduled_start__year=this_year).content.decode()
     assert f"scheduled_start__month={today().month}" in month
+
+
+def test_a_search_lists_without_the_date_drill_down_and_reads_no_span_of_its_orders(admin_client, room, user):
+    jaidee = PatientFactory(mrn="HN777001", family_name="Jaidee", given_name="Somchai")
+    OrderFactory(patient=jaidee, room=room, booked_by=user, scheduled_start=at(today(), 9))
+
+    with CaptureQueriesContext(connection) as queries:
+        html = changelist(admin_client, q="Jaidee").content.decode()
+
+    # MIN/MAX of a search's orders read every one of them (0.36 s for "Smith" at two million orders).
+    assert not [q["sql"] for q in queries if "MIN(" in q["sql"] and "patient_id" in q["sql"]]
+    assert "scheduled_start__year=" not in html
+    assert "HN777001" in html or "Jaidee" in html
+    # Once the clerk picks a year the drill-down is back, with the search kept.
+    drilled = changelist(admin_client, q="Jaidee", scheduled_start__year=today().year).content.decode()
+    assert "scheduled_start__month=" in drilled
