@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+from figures import pct
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
@@ -57,15 +58,6 @@ USERNAME, PASSWORD = "bench", "bench-pass-2026"  # the user bench/stages.py seed
 
 def log(message: str) -> None:
     print(f"[{clock.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from figures import pct  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
 from scheduling.management.commands.seed_demo import PROCEDURES  # noqa: E402
@@ -273,15 +274,6 @@ def stage_dumps(args: dict) -> dict:
     return {"written": written}
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 # --- day board ------------------------------------------------------------------------------------------
 
 
@@ -343,8 +335,8 @@ def stage_board(args: dict) -> dict:
         results[label] = {
             "orders": per_room * len(rooms),
             "queries": len(queries),
-            "p50": percentile(times, 50),
-            "p95": percentile(times, 95),
+            "p50": pct(times, 50),
+            "p95": pct(times, 95),
             "bytes": len(response.content),
         }
         if label == "large":
@@ -493,8 +485,8 @@ def _measure(client, method: str, url: str, *, repeat: int, budget: float, data_
     while len(times) < repeat and (len(times) < 3 or clock.perf_counter() < deadline):
         times.append(once()[1])
     return {
-        "p50": percentile(times, 50),
-        "p95": percentile(times, 95),
+        "p50": pct(times, 50),
+        "p95": pct(times, 95),
         "n": len(times),
         "queries": len(queries),
         "status": response.status_code,

@@ -17,6 +17,7 @@ from scheduling import selectors
 from scheduling.admin import EstimatedCountPaginator
 from scheduling.models import Order
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+from tests.realstack.plans import nodes, plan
 
 # Transactional: each test's rows are truncated away after it (see test_scale_patients.py).
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
@@ -63,19 +64,6 @@ def history() -> dict:
         )
         cursor.execute("VACUUM ANALYZE scheduling_order")  # the visibility map, for index-only scans
     return {"rooms": rooms, "tomorrow": tomorrow, "user": user}
-
-
-def plan(queryset) -> dict:
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        return cursor.fetchone()[0][0]["Plan"]
-
-
-def nodes(node: dict):
-    yield node
-    for child in node.get("Plans", []):
-        yield from nodes(child)
 
 
 def rows_read(node: dict) -> int:

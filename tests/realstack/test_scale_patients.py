@@ -11,6 +11,7 @@ from django.db import connection
 
 from scheduling import selectors
 from scheduling.models import Patient
+from tests.realstack.plans import nodes, plan
 from tests.scheduling.test_patient_search_scale import expected_matches
 
 # Transactional: each test's rows are truncated away after it. Rolled back, they would stay in the
@@ -60,18 +61,9 @@ def patients() -> list[Patient]:
     return list(Patient.objects.all())
 
 
-def plan(query: str) -> dict:
+def search_plan(query: str) -> dict:
     """EXPLAIN ANALYZE of the search's own SQL, as the list and the suggestions run it."""
-    sql, params = selectors.patient_search(query=query).order_by().values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        return cursor.fetchone()[0][0]["Plan"]
-
-
-def nodes(node: dict):
-    yield node
-    for child in node.get("Plans", []):
-        yield from nodes(child)
+    return plan(selectors.patient_search(query=query).order_by().values("pk"))
 
 
 def index_scans(node: dict) -> dict[str, int]:
@@ -81,7 +73,7 @@ def index_scans(node: dict) -> dict[str, int]:
 
 @pytest.mark.parametrize("query", [THAI_WITH_MARK, THAI, LATIN])
 def test_a_name_fragment_is_found_from_the_trigram_index(patients, query):
-    scans = index_scans(plan(query))
+    scans = index_scans(search_plan(query))
 
     assert "patient_name_trigram" in scans, scans
     matches = expected_matches(patients, query, fold=str.upper)
@@ -93,7 +85,7 @@ def test_a_name_fragment_is_found_from_the_trigram_index(patients, query):
 
 def test_an_mrn_or_its_start_is_found_from_the_mrn_index(patients):
     for query in (MRN, "hn0012345"):
-        scans = index_scans(plan(query))
+        scans = index_scans(search_plan(query))
         assert "patient_mrn_prefix" in scans, (query, scans)
         assert scans["patient_mrn_prefix"] == len(expected_matches(patients, query, fold=str.upper))
 

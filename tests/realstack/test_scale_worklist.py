@@ -14,7 +14,8 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduling.models import Order
-from tests.realstack.test_scale_orders import history, nodes, plan  # noqa: F401 (history: a fixture)
+from tests.realstack.plans import nodes, plan
+from tests.realstack.test_scale_orders import history  # noqa: F401 (a fixture)
 from worklist_export.models import WorklistEntry
 from worklist_export.reconcile import _entry_rows
 from worklist_export.selectors import worklist_problem_orders
