@@ -1,4 +1,7 @@
-"""Percentiles of timed runs, shared by the bench driver (run.py, scale_bench.py) and its stages."""
+"""Small helpers shared by the bench driver (run.py, scale_bench.py) and its stages: percentiles of
+timed runs, a free port for the servers it starts."""
+
+import socket
 
 
 def pct(values: list[float], p: float) -> float:
@@ -9,3 +12,10 @@ def pct(values: list[float], p: float) -> float:
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import redis
-from figures import pct
+from figures import free_port, pct
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
@@ -36,14 +36,6 @@ def log(message: str) -> None:
     import sys
 
     print(f"[{clock.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bench_scale(bench, py: str, pg: str, sizes=SIZES) -> dict:
