@@ -143,6 +143,11 @@ INSTALLED_APPS = [
     "access_audit",
     # The built-in DICOM server; its settings are in the last section.
     "mwl_server",
+    # The order API (REST, OpenAPI); its settings are in the section "Order API".
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -413,6 +418,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(WORKLIST_RECONCILE_SECONDS),
     },
     "purge-access-log": {"task": "access_audit.tasks.purge_access_log", "schedule": 24 * 3600.0},
+    "purge-idempotency-keys": {"task": "api.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }
 
 # Everything to stdout: the container runtime (or systemd) collects and rotates it.
@@ -483,4 +489,55 @@ MWL_QUERY_TARGETS = {
         # A room with its own "worklist server called AE title" is asked by that title instead.
         "room_called_ae": True,
     },
+}
+
+
+# --- Order API (api/) ---------------------------------------------------------------------------
+# Clients are records an admin manages (API clients in the admin): each has a token, scopes and
+# optionally an address allow-list. Staff logged in to the front desk may use it from the browser too.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ClientTokenAuthentication",
+        "api.authentication.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ClientRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "iso-8601",
+}
+# Requests per client (or logged-in user) unless the client has its own rate. Counted in the cache:
+# set RIS_CACHE_URL (redis://...) when gunicorn runs several workers, so they share one count.
+API_CLIENT_RATE = env("API_CLIENT_RATE", default="50000/hour")
+# How long a retried POST with the same Idempotency-Key gets the first answer again.
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=48)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RIS order API",
+    "DESCRIPTION": (
+        "Patients, the catalog, free slots, orders and their worklist items, and an event feed, for the "
+        "systems around a radiology department. Authenticate with `Authorization: Bearer <token>` (an API "
+        "client's token, from the admin). Errors are RFC 9457 problem documents in the language of "
+        "Accept-Language (th, en)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SECURITY": [{"bearerAuth": []}],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    },
+    "AUTHENTICATION_WHITELIST": ["api.authentication.ClientTokenAuthentication"],
+}
+_cache_url = env("RIS_CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }

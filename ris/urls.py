@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.defaults import server_error
 
+from api.problems import server_error_problem
 from ris.health import healthz
 from ris.idle import session_idle
 from ris.throttle import password_reset_throttled
@@ -20,5 +22,13 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("worklist/", include("worklist_export.urls")),
     path("mwl/", include("mwl_server.urls")),
+    path("api/", include("api.urls")),
     path("", include("scheduling.urls")),
 ]
+
+
+def handler500(request):
+    """A server error: a problem document for the API's callers, the error page for people."""
+    if request.path.startswith("/api/"):
+        return server_error_problem(request)
+    return server_error(request)

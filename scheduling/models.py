@@ -438,6 +438,13 @@ class Order(models.Model):
         _("reason for exam"), max_length=64, blank=True, validators=[validators.validate_lo_text]
     )
     notes = models.TextField(_("notes"), blank=True)
+    # The number the ordering system gave this order (DICOM Placer Order Number / Imaging Service
+    # Request, HL7 ORC-2), and whose number it is: an API client's name or an HL7 sending application.
+    # Unique per authority, so a client that retries a booking finds its order instead of a second one.
+    placer_order_number = models.CharField(
+        _("placer order number"), max_length=16, blank=True, validators=[validators.validate_sh_text]
+    )
+    placer_authority = models.CharField(_("placer"), max_length=64, blank=True, editable=False)
     status = models.CharField(
         _("status"), max_length=16, choices=OrderStatus.choices, default=OrderStatus.SCHEDULED
     )
@@ -467,6 +474,11 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["accession_number"], name="order_accession_unique"),
             models.UniqueConstraint(fields=["study_instance_uid"], name="order_study_uid_unique"),
+            models.UniqueConstraint(
+                fields=["placer_authority", "placer_order_number"],
+                condition=~Q(placer_order_number=""),
+                name="order_placer_number_unique",
+            ),
             models.CheckConstraint(
                 condition=Q(scheduled_end__gt=models.F("scheduled_start")),
                 name="order_end_after_start",
@@ -508,3 +520,52 @@ class Order(models.Model):
     @property
     def duration(self) -> timedelta:
         return timedelta(minutes=self.duration_minutes)
+
+
+class OrderEventKind(models.TextChoices):
+    BOOKED = "booked", _("Booked")
+    RESCHEDULED = "rescheduled", _("Rescheduled")
+    DETAILS_CHANGED = "details_changed", _("Details changed")
+    ARRIVED = "arrived", _("Arrived")
+    STARTED = "started", _("Started")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    DISCONTINUED = "discontinued", _("Discontinued at modality")
+    PATIENT_CHANGED = "patient_changed", _("Patient details changed")
+    ROOM_CHANGED = "room_changed", _("Room changed")
+    PROCEDURE_CHANGED = "procedure_changed", _("Procedure changed")
+
+
+class OrderEvent(models.Model):
+    """One change of an order, written by the scheduling services in the transaction of the change.
+
+    The transactional outbox every consumer follows: the worklist export (triggered by it after
+    commit), the API's event feed (read by id), and the HL7 link. Ids are handed out in commit order
+    (scheduling.events serialises the insert), so a reader that has seen id N has seen every event
+    committed before it, and "what changed since N" misses nothing.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(_("what changed"), max_length=32, choices=OrderEventKind.choices)
+    # The order as the change left it: a consumer that needs no more reads nothing else.
+    status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices)
+    version = models.PositiveIntegerField(_("version"))
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        indexes = [models.Index(fields=["order", "id"], name="order_event_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.kind} order {self.order_id}"

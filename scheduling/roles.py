@@ -36,6 +36,8 @@ ADMIN_PERMISSIONS = {
     "worklist_export": {"worklistentry": ("view",)},
     # Who read which patient (access_audit); granted by access_audit's migration 0002, read-only.
     "access_audit": {"accessevent": ("view",)},
+    # API clients (api/admin.py); granted by api's migration 0002. Never deleted: disabled.
+    "api": {"apiclient": ("add", "change", "view")},
     "auth": {"user": ("add", "change", "view"), "group": ("view",)},
 }
 

@@ -13,7 +13,7 @@ caller confirms with the named flag.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -53,6 +53,8 @@ class Problem:
     message: str
     code: str
     confirm: str = ""  # for a warning: the flag that overrides it ("confirm_patient_overlap")
+    # The order that stands in the way (the one holding the slot), for a caller that names it (the API).
+    order: Order | None = field(default=None, compare=False)
 
 
 class PatientOverlapWarning(ValidationError):
@@ -77,7 +79,9 @@ def problems_error(problems: Iterable[Problem]) -> ValidationError:
         errors.setdefault(problem.field or NON_FIELD_ERRORS, []).append(
             ValidationError(problem.message, code=problem.code)
         )
-    return ValidationError(errors)
+    error = ValidationError(errors)
+    error.order = next((p.order for p in refusals if p.order is not None), None)
+    return error
 
 
 def raise_problems(problems: Iterable[Problem]) -> None:
@@ -181,6 +185,7 @@ def room_free(room: Room, start: datetime, end: datetime, exclude: Order | None)
             "acc": clash.accession_number,
         },
         "room_taken",
+        order=clash,
     )
 
 

@@ -5,7 +5,9 @@ The rules themselves are checks in rules.py, which write nothing: the forms call
 at their fields, and each service here calls them again inside its transaction, with the rows locked,
 before it writes. Every service raises django.core.exceptions.ValidationError with a message keyed by the form field the
 clerk can fix ("start", "room", "procedure", ...), so a view can put it next to that field. Writes happen
-inside one transaction: a refused booking leaves nothing behind. The worklist file is written after commit.
+inside one transaction: a refused booking leaves nothing behind. Each change ends by writing its order
+events (scheduling.events) in that transaction; the worklist export, the API's feed and the HL7 link
+follow those, so none of them is imported here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import hashlib
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,11 +27,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from pydicom.uid import generate_uid
 
-from . import rules
+from . import events, rules
 from .models import (
     ACTIVE_STATUSES,
     AccessionCounter,
     Order,
+    OrderEventKind,
     OrderStatus,
     Patient,
     Priority,
@@ -104,6 +106,8 @@ def _lock_rooms(*rooms: Room) -> None:
 
 
 def _room_taken_error(room: Room) -> ValidationError:
+    # Only after a race the lock could not prevent: which order won is not known here (the API's 409
+    # then names none; the clerk's message needs none).
     return ValidationError(
         {
             "start": _("%(room)s was just booked at this time by someone else. Choose another slot.")
@@ -112,27 +116,37 @@ def _room_taken_error(room: Room) -> ValidationError:
     )
 
 
-def _worklist_changed(order: Order) -> None:
-    """Ask the worklist export to bring this order's .wl file in line, once the change is committed."""
-    from worklist_export.tasks import sync_order_enqueue
+class StaleVersion(ValidationError):
+    """The order was changed after the caller read it (at `expected`); it is at `version` now.
 
-    order_id = order.pk
-    # sync_order_enqueue never raises for a broker that is down: the change is committed by then, and
-    # the periodic reconcile exports what was not queued.
-    transaction.on_commit(lambda: sync_order_enqueue(order_id))
-
-
-def _worklist_items_changed(orders: QuerySet[Order]) -> None:
-    """_worklist_changed for each of `orders` that is on a worklist now.
-
-    After an edit of a room or procedure, whose values are in every item of their orders. Orders
-    beyond the worklist window have no file yet; they get one with the new values when they enter it.
+    For a caller that said which version it acted on (an API client's If-Match): moving or cancelling
+    an order someone else just moved would act on a state the caller never saw.
     """
-    from worklist_export.services import worklist_orders
-    from worklist_export.tasks import sync_order_enqueue
 
-    for order_id in worklist_orders().filter(pk__in=orders.values("pk")).values_list("pk", flat=True):
-        transaction.on_commit(partial(sync_order_enqueue, order_id))
+    def __init__(self, *, expected: int, version: int) -> None:
+        super().__init__(
+            _(
+                "This record was changed since you read it (version %(expected)s, now %(version)s). "
+                "Read it again and repeat the change if it still applies."
+            )
+            % {"expected": expected, "version": version},
+            code="stale_version",
+        )
+        self.expected = expected
+        self.version = version
+
+
+def _refuse_stale(record: Order | Patient, if_version: int | None) -> None:
+    # Called with the row locked: nobody can change it between this check and the save.
+    if if_version is not None and record.version != if_version:
+        raise StaleVersion(expected=if_version, version=record.version)
+
+
+def _active_orders_changed(orders: QuerySet[Order], kind: OrderEventKind) -> None:
+    """An event for each active order of a room or procedure just saved: their worklist items carry
+    its values (the worklist export rewrites those on a worklist now; the others get the new values
+    when they enter it)."""
+    events.orders_changed(orders.filter(status__in=ACTIVE_STATUSES).only("pk", "status", "version"), kind)
 
 
 # --- rooms and the catalog ----------------------------------------------------------------------
@@ -148,7 +162,7 @@ def room_save(*, room: Room) -> Room:
     with transaction.atomic():
         room.full_clean()
         room.save()
-        _worklist_items_changed(room.orders.all())
+        _active_orders_changed(room.orders.all(), OrderEventKind.ROOM_CHANGED)
     return room
 
 
@@ -158,7 +172,7 @@ def procedure_save(*, procedure: Procedure) -> Procedure:
     with transaction.atomic():
         procedure.full_clean()
         procedure.save()
-        _worklist_items_changed(procedure.orders.all())
+        _active_orders_changed(procedure.orders.all(), OrderEventKind.PROCEDURE_CHANGED)
     return procedure
 
 
@@ -179,8 +193,14 @@ def order_book(
     reason: str = "",
     notes: str = "",
     confirm_patient_overlap: bool = False,
+    placer_order_number: str = "",
+    placer_authority: str = "",
 ) -> Order:
     """Book `procedure` for `patient` in `room` at `start` and queue its worklist item.
+
+    `placer_order_number`: the ordering system's number for this order, unique per `placer_authority`
+    (an API client, an HL7 sender): a second booking under the same number is refused at that field,
+    naming the order that has it, so a client's retry cannot book twice.
 
     Held to rules.check_booking with the room locked: refuses (ValidationError) a time in the past,
     outside the room's opening hours, a room of another modality, or a room already booked then; warns
@@ -201,6 +221,11 @@ def order_book(
                     confirm_patient_overlap=confirm_patient_overlap,
                 )
             )
+            placer_order_number = placer_order_number.strip()
+            if placer_order_number and (
+                error := placer_number_taken(number=placer_order_number, authority=placer_authority)
+            ):
+                raise error
             accession = accession_next(day=timezone.localdate())
             order = Order(
                 accession_number=accession,
@@ -218,6 +243,8 @@ def order_book(
                 requesting_physician=requesting_physician.strip(),
                 reason=reason.strip(),
                 notes=notes.strip(),
+                placer_order_number=placer_order_number,
+                placer_authority=placer_authority if placer_order_number else "",
                 booked_by=user,
             )
             # The fields' own validators (names, texts, duration). Not the foreign keys, loaded a moment
@@ -230,13 +257,39 @@ def order_book(
             )
             order._history_user = user
             order.save()
-            _worklist_changed(order)
+            events.order_changed(order, OrderEventKind.BOOKED, user=user)
     except IntegrityError as exc:
         # The PostgreSQL exclusion constraint caught a race the lock could not (e.g. a direct SQL write).
         if "order_room_no_overlap" in str(exc):
             raise _room_taken_error(room) from exc
+        # Two bookings under one placer number in the same instant (rooms differ, so no lock is shared).
+        if "order_placer_number_unique" in str(exc) and (
+            error := placer_number_taken(number=placer_order_number, authority=placer_authority)
+        ):
+            raise error from exc
         raise
     return order
+
+
+def placer_number_taken(*, number: str, authority: str) -> ValidationError | None:
+    """The refusal, at "placer_order_number", of a number `authority` already gave an order; None if free.
+
+    The error's `order` attribute is that order, for a caller that answers with it (the API's 409).
+    """
+    taken = Order.objects.filter(placer_authority=authority, placer_order_number=number).first()
+    if taken is None:
+        return None
+    error = ValidationError(
+        {
+            "placer_order_number": ValidationError(
+                _("Placer order number %(number)s is already booked as accession %(acc)s."),
+                code="placer_number_taken",
+                params={"number": number, "acc": taken.accession_number},
+            )
+        }
+    )
+    error.order = taken
+    return error
 
 
 def _locked(order: Order) -> Order:
@@ -258,13 +311,18 @@ def order_reschedule(
     room: Room | None = None,
     duration_minutes: int | None = None,
     confirm_patient_overlap: bool = False,
+    if_version: int | None = None,
 ) -> Order:
-    """Move an order to a new time (and optionally room). The StudyInstanceUID and accession stay."""
+    """Move an order to a new time (and optionally room). The StudyInstanceUID and accession stay.
+
+    `if_version`: refuse (StaleVersion) unless the order is still at this version (an API If-Match).
+    """
     new_room = room or order.room
     try:
         with transaction.atomic():
             _lock_rooms(order.room, new_room)
             order = _locked(order)
+            _refuse_stale(order, if_version)
             duration = duration_minutes or order.duration_minutes
             rules.raise_problems(
                 rules.check_reschedule(
@@ -291,7 +349,7 @@ def order_reschedule(
                     "updated_at",
                 ]
             )
-            _worklist_changed(order)
+            events.order_changed(order, OrderEventKind.RESCHEDULED, user=user)
     except IntegrityError as exc:
         if "order_room_no_overlap" in str(exc):
             raise _room_taken_error(new_room) from exc
@@ -299,10 +357,24 @@ def order_reschedule(
     return order
 
 
-def order_transition(*, order: Order, to: str, user: AbstractBaseUser, reason: str = "") -> Order:
-    """Move an order along SCHEDULED -> ARRIVED -> IN_PROGRESS -> COMPLETED, or cancel it."""
+_TRANSITION_EVENTS = {
+    OrderStatus.ARRIVED: OrderEventKind.ARRIVED,
+    OrderStatus.IN_PROGRESS: OrderEventKind.STARTED,
+    OrderStatus.COMPLETED: OrderEventKind.COMPLETED,
+    OrderStatus.CANCELLED: OrderEventKind.CANCELLED,
+}
+
+
+def order_transition(
+    *, order: Order, to: str, user: AbstractBaseUser, reason: str = "", if_version: int | None = None
+) -> Order:
+    """Move an order along SCHEDULED -> ARRIVED -> IN_PROGRESS -> COMPLETED, or cancel it.
+
+    `if_version`: refuse (StaleVersion) unless the order is still at this version (an API If-Match).
+    """
     with transaction.atomic():
         order = _locked(order)
+        _refuse_stale(order, if_version)
         rules.raise_problems(rules.check_transition(order=order, to=to, reason=reason))
         fields = ["status", "version", "updated_at"]
         order.version += 1
@@ -312,24 +384,28 @@ def order_transition(*, order: Order, to: str, user: AbstractBaseUser, reason: s
         order._history_user = user
         order.status = to
         order.save(update_fields=fields)
-        _worklist_changed(order)
+        events.order_changed(order, _TRANSITION_EVENTS[to], user=user)
     return order
 
 
-def order_arrive(*, order: Order, user: AbstractBaseUser) -> Order:
-    return order_transition(order=order, to=OrderStatus.ARRIVED, user=user)
+def order_arrive(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:
+    return order_transition(order=order, to=OrderStatus.ARRIVED, user=user, if_version=if_version)
 
 
-def order_start(*, order: Order, user: AbstractBaseUser) -> Order:
-    return order_transition(order=order, to=OrderStatus.IN_PROGRESS, user=user)
+def order_start(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:
+    return order_transition(order=order, to=OrderStatus.IN_PROGRESS, user=user, if_version=if_version)
 
 
-def order_complete(*, order: Order, user: AbstractBaseUser) -> Order:
-    return order_transition(order=order, to=OrderStatus.COMPLETED, user=user)
+def order_complete(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:
+    return order_transition(order=order, to=OrderStatus.COMPLETED, user=user, if_version=if_version)
 
 
-def order_cancel(*, order: Order, reason: str, user: AbstractBaseUser) -> Order:
-    return order_transition(order=order, to=OrderStatus.CANCELLED, user=user, reason=reason)
+def order_cancel(
+    *, order: Order, reason: str, user: AbstractBaseUser, if_version: int | None = None
+) -> Order:
+    return order_transition(
+        order=order, to=OrderStatus.CANCELLED, user=user, reason=reason, if_version=if_version
+    )
 
 
 def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> Order:
@@ -346,7 +422,7 @@ def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> O
         order.discontinue_reason = (reason.strip() or _("Discontinued at modality"))[: rules.REASON_MAX]
         order.version += 1
         order.save(update_fields=["status", "discontinue_reason", "version", "updated_at"])
-        _worklist_changed(order)
+        events.order_changed(order, OrderEventKind.DISCONTINUED, user=user)
     return order
 
 
@@ -448,11 +524,13 @@ def order_update_details(
     requesting_physician: str | _Keep = KEEP,
     reason: str | _Keep = KEEP,
     notes: str | _Keep = KEEP,
+    if_version: int | None = None,
 ) -> Order:
     """Change an order's clinical details; the fields not passed stay as they are. Re-exports it.
 
     `expected_version`: the order's version when the clerk opened the form; a change someone saved
-    since is not overwritten (EditConflict). None (HL7, a script) checks nothing.
+    since is not overwritten (EditConflict). None (HL7, a script) checks nothing. `if_version`: refuse
+    any change (StaleVersion) unless the order is still at this version (an API If-Match).
     """
     changes = _given(
         priority=priority,
@@ -463,6 +541,7 @@ def order_update_details(
     )
     with transaction.atomic():
         order = _locked(order)
+        _refuse_stale(order, if_version)
         rules.raise_problems(rules.check_editable(order=order))
         _refuse_edit_conflict(order, expected_version, changes)
         for name, value in changes.items():
@@ -471,7 +550,7 @@ def order_update_details(
         order._history_user = user
         order.full_clean()
         order.save(update_fields=[*changes, "version", "updated_at"])
-        _worklist_changed(order)
+        events.order_changed(order, OrderEventKind.DETAILS_CHANGED, user=user)
     return order
 
 
@@ -653,17 +732,20 @@ def patient_update(
     medical_alerts: str | _Keep = KEEP,
     pregnancy_status: str | _Keep = KEEP,
     expected_version: int | None = None,
+    if_version: int | None = None,
 ) -> Patient:
     """Change a patient's details (the fields passed; the others stay). Their active orders are
     re-exported: the name and the clinical details are in every worklist item.
 
     `expected_version`: the patient's version when the clerk opened the form; a change someone saved
-    since is not overwritten (EditConflict). None (HL7, a script) checks nothing.
+    since is not overwritten (EditConflict). None (HL7, a script) checks nothing. `if_version`: refuse
+    any change (StaleVersion) unless the patient is still at this version (an API If-Match).
     """
     changes = _given(**{name: value for name, value in locals().items() if name in PATIENT_FIELDS})
     try:
         with transaction.atomic():
             patient = Patient.objects.select_for_update().get(pk=patient.pk)
+            _refuse_stale(patient, if_version)
             _refuse_edit_conflict(patient, expected_version, changes)
             if user is not None:
                 patient._history_user = user
@@ -674,8 +756,11 @@ def patient_update(
             if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk):
                 raise error
             patient.save()
-            for order in patient.orders.filter(status__in=ACTIVE_STATUSES):
-                _worklist_changed(order)
+            events.orders_changed(
+                patient.orders.filter(status__in=ACTIVE_STATUSES).only("pk", "status", "version"),
+                OrderEventKind.PATIENT_CHANGED,
+                user=user,
+            )
     except IntegrityError as exc:
         _refuse_taken_mrn(patient, exc)
     return patient

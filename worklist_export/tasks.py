@@ -1,13 +1,16 @@
 """Celery tasks of the worklist export. Thin: take an id, call the service."""
 
 import logging
+from collections.abc import Sequence
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
+from scheduling.models import OrderEvent, OrderEventKind
+
 from .reconcile import worklists_reconcile
-from .services import order_sync_worklist
+from .services import order_sync_worklist, worklist_orders
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,23 @@ def sync_order_enqueue(order_id: int) -> bool:
         )
         return False
     return True
+
+
+# The events whose order's item carries the changed values only while the order is on a worklist: a room
+# or procedure edit reaches every active order, most of them weeks away, which get no file yet (they are
+# exported with the new values when they enter the window). Every other change is the order's own.
+_CATALOG_EVENTS = {OrderEventKind.ROOM_CHANGED, OrderEventKind.PROCEDURE_CHANGED}
+
+
+def worklist_events_consumer(events: Sequence[OrderEvent]) -> None:
+    """The export's part of the order-event stream (scheduling.events): after a commit, queue the file
+    of each order that changed, once per order."""
+    own = {event.order_id for event in events if event.kind not in _CATALOG_EVENTS}
+    catalog = {event.order_id for event in events if event.kind in _CATALOG_EVENTS} - own
+    if catalog:
+        own |= set(worklist_orders().filter(pk__in=catalog).values_list("pk", flat=True))
+    for order_id in sorted(own):
+        sync_order_enqueue(order_id)
 
 
 @shared_task(acks_late=True)

@@ -272,10 +272,13 @@ def test_it_offers_only_free_slots(patient, procedure, room, tomorrow_at, user):
     assert offered[-1] == "16:30"  # a 30-minute exam must end by 17:00
 
 
-def test_it_refuses_a_slot_that_has_passed(clerk, patient, procedure, room):
+def test_it_refuses_a_slot_that_has_passed(client, user, patient, procedure, room):
     today = timezone.localdate()
     with time_machine.travel(timezone.make_aware(datetime.combine(today, time(12))), tick=False):
-        response = clerk.post(
+        # Logged in at noon: a login from before the jump (early morning, local time) would have been
+        # idle for hours by then, and the idle logout would answer instead of the form.
+        client.force_login(user)
+        response = client.post(
             reverse("scheduling:order_create"), booking_data(patient, procedure, room, today, "09:00")
         )
 

@@ -12,8 +12,16 @@ from scheduling import services
     "service, fields, extra",
     [
         (services.patient_register, services.PATIENT_FIELDS, {"confirm_duplicate", "user"}),
-        (services.patient_update, services.PATIENT_FIELDS, {"patient", "user", "expected_version"}),
-        (services.order_update_details, services.ORDER_DETAIL_FIELDS, {"order", "user", "expected_version"}),
+        (
+            services.patient_update,
+            services.PATIENT_FIELDS,
+            {"patient", "user", "expected_version", "if_version"},
+        ),
+        (
+            services.order_update_details,
+            services.ORDER_DETAIL_FIELDS,
+            {"order", "user", "expected_version", "if_version"},
+        ),
     ],
 )
 def test_each_field_is_a_typed_keyword_only_argument(service, fields, extra):

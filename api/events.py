@@ -1,0 +1,3 @@
+"""(filled by the events resource)"""
+
+urlpatterns: list = []

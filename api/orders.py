@@ -1,0 +1,3 @@
+"""(filled by the orders resource)"""
+
+urlpatterns: list = []

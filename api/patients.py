@@ -1,0 +1,3 @@
+"""(filled by the patients resource)"""
+
+urlpatterns: list = []

@@ -1,0 +1,72 @@
+"""What every resource of the API shares: the base view, ETags, the schema and its docs page.
+
+The resources are in their own modules (catalog, patients, orders, worklist, events), each with its
+urlpatterns; urls.py puts them under /api/v1/. Views load and validate, then call the scheduling
+services: no rule is checked here, and no order is written but by scheduling.services.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .problems import ApiProblem
+
+
+@method_decorator(login_not_required, name="dispatch")
+class ApiView(APIView):
+    """The API's views: token or session authentication and scopes (settings.REST_FRAMEWORK), never
+    the login page's redirect (LoginRequiredMiddleware lets /api/ answer for itself: 401 problems)."""
+
+
+def etag(version: int) -> str:
+    """A record's ETag: its version, which every change increments."""
+    return f'"{version}"'
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version an If-Match header names; None without one (or with *): the change is unconditional.
+
+    A malformed If-Match is refused rather than ignored: the caller meant to guard the change.
+    """
+    value = request.headers.get("If-Match", "").strip()
+    if not value or value == "*":
+        return None
+    tag = value.split(",")[0].strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ApiProblem(
+            "invalid-request",
+            _('If-Match must be the ETag of the record, as a GET gave it (like "3").'),
+            errors={"If-Match": [_("Not an ETag of this API.")]},
+        )
+    return int(tag)
+
+
+def with_etag(response: Response, version: int) -> Response:
+    response["ETag"] = etag(version)
+    return response
+
+
+@method_decorator(login_not_required, name="dispatch")
+class Schema(SpectacularAPIView):
+    """The OpenAPI 3 schema: public, like any API's documentation (it holds no data)."""
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+
+
+@method_decorator(login_not_required, name="dispatch")
+class SchemaDocs(SpectacularSwaggerSplitView):
+    """Swagger UI from our own static files (drf-spectacular-sidecar), its script in a file rather than
+    inline, so the Content-Security-Policy of the site holds on this page too."""
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+    url_name = "api:schema"

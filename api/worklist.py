@@ -1,0 +1,3 @@
+"""(filled by the worklist resource)"""
+
+urlpatterns: list = []
