@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -57,3 +58,17 @@ class ClientTokenAuthentication(authentication.BaseAuthentication):
 
 class StaffSessionAuthentication(authentication.SessionAuthentication):
     """A logged-in user of the front desk, with CSRF as on every form: for the docs page's "try it"."""
+
+
+class ClientTokenScheme(OpenApiAuthenticationExtension):
+    """The token in the OpenAPI schema: HTTP bearer."""
+
+    target_class = "api.authentication.ClientTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The token of an API client (admin: API clients).",
+        }

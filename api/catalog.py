@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from scheduling.models import Procedure, Room
 
-from .views import ApiView
+from .views import ApiView, problem_responses
 
 
 class ProcedureSerializer(serializers.ModelSerializer):
@@ -35,14 +35,20 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 class ProcedureList(ApiView):
-    @extend_schema(responses=ProcedureSerializer(many=True), summary="The procedure catalog")
+    @extend_schema(
+        responses={200: ProcedureSerializer(many=True), **problem_responses()},
+        summary="The procedure catalog",
+    )
     def get(self, request):
         procedures = Procedure.objects.order_by("modality", "code_meaning", "id")
         return Response(ProcedureSerializer(procedures, many=True).data)
 
 
 class RoomList(ApiView):
-    @extend_schema(responses=RoomSerializer(many=True), summary="The rooms (scheduled stations)")
+    @extend_schema(
+        responses={200: RoomSerializer(many=True), **problem_responses()},
+        summary="The rooms (scheduled stations)",
+    )
     def get(self, request):
         return Response(RoomSerializer(Room.objects.order_by("name"), many=True).data)
 

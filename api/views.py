@@ -10,7 +10,9 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiResponse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -70,3 +72,48 @@ class SchemaDocs(SpectacularSwaggerSplitView):
     permission_classes = []
     throttle_classes = []
     url_name = "api:schema"
+
+
+class ProblemSerializer(serializers.Serializer):
+    """An RFC 9457 problem document, as every error of the API is given."""
+
+    type = serializers.CharField(help_text="A URI (under /api/problems/) naming the kind of problem.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField(help_text="What is wrong, in the language of Accept-Language.")
+    instance = serializers.CharField(required=False)
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages by field name, worded as the front-desk forms word them.",
+    )
+    codes = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    confirm = serializers.CharField(
+        required=False, help_text="confirmation-required: the field to send as true to go ahead."
+    )
+    order = serializers.DictField(
+        required=False, help_text="slot-taken, placer-number-taken: the order that holds the slot or number."
+    )
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Invalid request (a field missing, of the wrong type or out of range)",
+    401: "No token, or an unknown one",
+    403: "The client lacks the scope, is disabled, or calls from an address not allowed",
+    404: "No such record",
+    409: "Conflict: the slot or placer number is taken, or a warning needs confirming",
+    412: "If-Match names an older version of the record",
+    422: "Refused by the scheduling rules, or an Idempotency-Key reused for another request",
+    429: "Too many requests: wait Retry-After seconds",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The problem documents a view may answer with, for its extend_schema(responses=...).
+
+    401, 403 and 429 apply to every view and are always included.
+    """
+    wanted = sorted({401, 403, 429, *statuses})
+    return {
+        code: OpenApiResponse(ProblemSerializer, description=_PROBLEM_DESCRIPTIONS[code]) for code in wanted
+    }
