@@ -7,6 +7,7 @@ services: no rule is checked here, and no order is written but by scheduling.ser
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
@@ -72,6 +73,16 @@ class SchemaDocs(SpectacularSwaggerSplitView):
     permission_classes = []
     throttle_classes = []
     url_name = "api:schema"
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Swagger UI adds <style> elements from its script: this page alone allows inline styles (they
+        # cannot run script, and the page shows no patient data). Scripts stay 'self' only.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        policy = {**settings.RIS_CSP, "style-src": [*settings.RIS_CSP["style-src"], "'unsafe-inline'"]}
+        response["Content-Security-Policy"] = "; ".join(
+            f"{name} {' '.join(values)}" for name, values in policy.items()
+        )
+        return response
 
 
 class ProblemSerializer(serializers.Serializer):
