@@ -16,6 +16,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -359,6 +360,22 @@ def server_error_problem(request: HttpRequest) -> JsonResponse:
             "instance": request.get_full_path(),
         },
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def not_found_problem(request: HttpRequest) -> JsonResponse:
+    """The 404 of an API address that names no resource (ris.urls handler404 sends /api/ here)."""
+    kind = PROBLEM_TYPES["not-found"]
+    return JsonResponse(
+        {
+            "type": problem_type_uri("not-found"),
+            "title": str(kind.title),
+            "status": 404,
+            "detail": _("No resource at this address; the resources are listed at /api/docs/."),
+            "instance": request.get_full_path(),
+        },
+        status=404,
         content_type=PROBLEM_CONTENT_TYPE,
     )
 

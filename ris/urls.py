@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.defaults import server_error
+from django.views.defaults import page_not_found, server_error
 
-from api.problems import server_error_problem
+from api.problems import not_found_problem, server_error_problem
 from ris.health import healthz
 from ris.idle import session_idle
 from ris.throttle import password_reset_throttled
@@ -32,3 +32,10 @@ def handler500(request):
     if request.path.startswith("/api/"):
         return server_error_problem(request)
     return server_error(request)
+
+
+def handler404(request, exception):
+    """An address that names nothing: a problem document under /api/, the 404 page elsewhere."""
+    if request.path.startswith("/api/"):
+        return not_found_problem(request)
+    return page_not_found(request, exception)

@@ -85,3 +85,16 @@ def test_the_schema_and_its_docs_are_served_without_a_cdn(client):
 def test_an_unknown_problem_type_is_a_404(client):
     assert client.get("/api/problems/slot-taken").status_code == 200
     assert client.get("/api/problems/nonsense").status_code == 404
+
+
+def test_an_api_address_that_names_nothing_is_a_404_problem(api):
+    response = api.get("/api/v1/patients/null,null")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+def test_outside_the_api_a_404_is_still_the_page(clerk):
+    response = clerk.get("/no-such-page/")
+    assert response.status_code == 404
+    assert "html" in response["Content-Type"]
