@@ -270,6 +270,8 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # what counts; 0 turns it off), and in any case after a 12-hour shift.
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_AGE = 12 * 3600
+# How far ahead an exam may be booked (scheduling.rules.within_horizon).
+RIS_BOOKING_HORIZON_DAYS = env.int("RIS_BOOKING_HORIZON_DAYS", default=730)
 RIS_IDLE_LOGOUT_MINUTES = env.int("RIS_IDLE_LOGOUT_MINUTES", default=30)
 
 # --- Response headers (ris/middleware.py) -----------------------------------------------------------

@@ -16,11 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from . import validators
 from .models import ACTIVE_STATUSES, Order, OrderStatus, Patient, Procedure, Room
 
 # Which status an order may move to from each status. Anything else is refused with a message.
@@ -132,6 +134,19 @@ def not_in_past(start: datetime) -> Problem | None:
     return Problem("start", _("This time has already passed; choose a later one."), "past")
 
 
+def within_horizon(start: datetime) -> Problem | None:
+    """No booking further ahead than RIS_BOOKING_HORIZON_DAYS: a year typed as 2062 for 2026 is a slip,
+    and a start near the calendar's end (year 9999) has no end time at all."""
+    days = settings.RIS_BOOKING_HORIZON_DAYS
+    if start - timezone.now() <= timedelta(days=days):
+        return None
+    return Problem(
+        "start",
+        _("Exams can be booked at most %(days)s days ahead; check the year.") % {"days": days},
+        "too_far_ahead",
+    )
+
+
 def within_opening_hours(room: Room, start: datetime, end: datetime) -> Problem | None:
     """The whole exam within the room's opening hours of its day (an exam never runs past midnight)."""
     local_start, local_end = timezone.localtime(start), timezone.localtime(end)
@@ -234,13 +249,20 @@ def check_booking(
     """
     if timezone.is_naive(start):
         raise ValueError("scheduled start must be timezone-aware")
-    end = start + timedelta(minutes=duration_minutes)
     refusals = [
         room_in_service(room),
         procedure_offered(procedure),
         room_fits_procedure(room, procedure),
-        not_in_past(start),
+        not_in_past(start) or within_horizon(start),
     ]
+    try:
+        validators.validate_duration(duration_minutes)
+    except ValidationError as exc:
+        refusals.append(Problem("duration_minutes", exc.messages[0], "duration"))
+    # Without a sane start and length there is no end to check the hours and the room against.
+    if any(p is not None and p.code in ("too_far_ahead", "duration") for p in refusals):
+        return _first_per_field(p for p in refusals if p is not None)
+    end = start + timedelta(minutes=duration_minutes)
     if not any(p is not None and p.field == "start" for p in refusals):
         refusals.append(within_opening_hours(room, start, end))
     if not any(p is not None and p.field == "start" for p in refusals):
