@@ -34,7 +34,7 @@ from scheduling.validators import AE_TITLE_RE
 from .encoding import source_bytes
 
 # Bump when the mapping below changes, so reconciliation rewrites every file once.
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 
 # ScheduledProcedureStepStatus (0040,0020) per order status; only active orders are exported.
 SPS_STATUS = {
@@ -186,6 +186,9 @@ def order_source(order: Order) -> dict[str, Any]:
         "study_uid": text(order.study_instance_uid, "UI", "Study instance UID", required=True),
         "priority": text(order.priority, "SH", "Priority"),
         "accession": text(order.accession_number, "SH", "Accession number"),
+        # The ordering system's own number (Imaging Service Request module, top level of the item), so
+        # whoever reads the item (a modality, a PACS, the HIS) can tell which of its orders this is.
+        "placer_order_number": text(order.placer_order_number, "LO", "Placer order number"),
         # The validators forbid ^ in these fields: the whole text is the family-name component.
         "referring": text(order.referring_physician, "PN", "Referring physician"),
         "requesting": text(order.requesting_physician, "PN", "Requesting physician"),

@@ -122,6 +122,8 @@ def source_elements(source: dict[str, Any]) -> list[Element]:
         elements.append((0x00321064, "SQ", [_code_item(source["code"])]))
     if source["issuer"]:
         elements.append((0x00100021, "LO", source["issuer"]))
+    if source["placer_order_number"]:
+        elements.append((0x00402016, "LO", source["placer_order_number"]))
     return elements
 
 

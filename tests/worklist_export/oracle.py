@@ -59,6 +59,8 @@ def source_dataset(source: dict[str, Any]) -> Dataset:
     ds.ReferencedPatientSequence = Sequence()
     ds.RequestedProcedurePriority = source["priority"]
     ds.AccessionNumber = source["accession"]
+    if source["placer_order_number"]:
+        ds.PlacerOrderNumberImagingServiceRequest = source["placer_order_number"]
     ds.ReferringPhysicianName = source["referring"]
     ds.RequestingPhysician = source["requesting"]
     ds.AdmissionID = ""

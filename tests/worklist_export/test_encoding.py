@@ -38,6 +38,7 @@ def real_sources() -> list[dict]:
             scheduled_start=start,
             referring_physician="Dr Malee",
             priority="STAT",
+            placer_order_number="HIS-77001",
         ),
         # Japanese, nothing optional.
         OrderFactory(
@@ -88,6 +89,7 @@ def sources(draw) -> dict:
         "study_uid": draw(st.sampled_from(["1.2.3", "1.2.34", "2.25.123456789012345678901234567890"])),
         "priority": draw(st.sampled_from(["", "STAT", "ROUTINE"])),
         "accession": draw(ASCII),
+        "placer_order_number": draw(TEXT),
         "referring": draw(TEXT),
         "requesting": draw(TEXT),
         "patient_name": draw(TEXT.filter(str.strip)),
