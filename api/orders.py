@@ -1,3 +1,652 @@
-"""(filled by the orders resource)"""
+"""Orders: book, read, list, change details, reschedule, cancel, and move along the workflow.
 
-urlpatterns: list = []
+Every change goes through scheduling.services, which hold an API client to the front desk's rules and
+word their refusals as the forms do (api/problems.py turns them into problem documents). The views
+here parse and check the request's shape (a 400 at the field), then call the service. Each answer
+carrying an order has its ETag (its version): sent back as If-Match, a change is refused (412) when
+someone changed the order in between.
+
+The list is paged by a cursor on (scheduled_start, id), the sort of the order indexes: each page
+starts where the last ended with a range scan, as cheap at two million orders as at a thousand, and a
+booking or cancellation between two pages neither repeats nor skips a row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from access_audit.models import AccessAction
+from access_audit.services import access_record
+from scheduling import rules, selectors, services
+from scheduling.models import Modality, Order, OrderStatus, Patient, Procedure, Room
+from scheduling.services import ORDER_DETAIL_FIELDS
+from scheduling.validators import validate_calendar_date
+
+from .idempotency import idempotent
+from .models import Scope
+from .views import ApiView, if_match_version, problem_responses, with_etag
+
+# A page of the list: LIST_LIMIT orders unless the caller asks for fewer or more (up to LIST_LIMIT_MAX).
+LIST_LIMIT = 50
+LIST_LIMIT_MAX = 200
+
+
+def order_url(order: Order) -> str:
+    return reverse("api:order_detail", args=[order.pk])
+
+
+# --- what an order looks like -------------------------------------------------------------------
+
+
+class OrderPatientSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="display_name", help_text="As the front desk reads it.")
+
+    class Meta:
+        model = Patient
+        fields = ["id", "mrn", "issuer", "name"]
+        read_only_fields = fields
+
+
+class OrderProcedureSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Procedure
+        fields = ["id", "code_value", "code_meaning", "modality"]
+        read_only_fields = fields
+
+
+class OrderRoomSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Room
+        fields = ["id", "name", "ae_title"]
+        read_only_fields = fields
+
+
+OrderLinks = inline_serializer(
+    name="OrderLinks",
+    fields={
+        "self": serializers.CharField(help_text="This order."),
+        "worklist_item": serializers.CharField(
+            help_text="Its worklist item as the DICOM JSON model, as a modality receives it."
+        ),
+    },
+)
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    patient = OrderPatientSerializer(read_only=True)
+    procedure = OrderProcedureSerializer(read_only=True)
+    room = OrderRoomSerializer(read_only=True)
+    start = serializers.DateTimeField(source="scheduled_start", read_only=True)
+    end = serializers.DateTimeField(source="scheduled_end", read_only=True)
+    booked_by = serializers.CharField(
+        source="booked_by.username",
+        read_only=True,
+        help_text="The account that booked it: a clerk's, or an API client's.",
+    )
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "accession_number",
+            "study_instance_uid",
+            "requested_procedure_id",
+            "sps_id",
+            "status",
+            "patient",
+            "procedure",
+            "room",
+            "start",
+            "end",
+            "duration_minutes",
+            "priority",
+            "referring_physician",
+            "requesting_physician",
+            "reason",
+            "notes",
+            "placer_order_number",
+            "cancel_reason",
+            "discontinue_reason",
+            "version",
+            "booked_at",
+            "updated_at",
+            "booked_by",
+            "links",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {"version": {"help_text": "The order's ETag, unquoted: one more at every change."}}
+
+    @extend_schema_field(OrderLinks)
+    def get_links(self, order: Order) -> dict[str, str]:
+        url = order_url(order)
+        # The worklist-item resource is in api/worklist.py; its address is fixed by the API's design.
+        return {"self": url, "worklist_item": f"/api/v1/orders/{order.pk}/worklist-item"}
+
+
+OrderPage = inline_serializer(
+    name="OrderPage",
+    fields={
+        "results": OrderSerializer(many=True),
+        "next": serializers.CharField(
+            allow_null=True, help_text="The next page (the same filters, a cursor); null on the last."
+        ),
+    },
+)
+
+
+def _answer(order: Order, status: int = 200, headers: dict | None = None) -> Response:
+    return with_etag(Response(OrderSerializer(order).data, status=status, headers=headers), order.version)
+
+
+# --- what a request may say --------------------------------------------------------------------
+
+
+def validate_start_in_calendar(value: datetime) -> None:
+    # Beyond the schedule's calendar the end time (start + duration) can overflow: a server error.
+    validate_calendar_date(timezone.localdate(value))
+
+
+def start_field(**kwargs: Any) -> serializers.DateTimeField:
+    return serializers.DateTimeField(
+        validators=[validate_start_in_calendar],
+        help_text=("ISO 8601, like 2026-03-02T09:30:00+07:00. Without an offset, the clinic's local time."),
+        **kwargs,
+    )
+
+
+def duration_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=720,
+        help_text="Minutes; the procedure's default duration when left out.",
+    )
+
+
+def confirm_field() -> serializers.BooleanField:
+    return serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Book even though the patient has another exam at an overlapping time (the 409 "
+            "confirmation-required names this field)."
+        ),
+    )
+
+
+ID_SCHEMA = {"type": "integer", "minimum": 1}
+
+
+@extend_schema_field(ID_SCHEMA)
+class RecordId(serializers.PrimaryKeyRelatedField):
+    """A patient's, procedure's or room's id; one that does not exist is a 400 at its field."""
+
+
+class OrderDetailsSerializer(serializers.ModelSerializer):
+    """The clinical details of an order, held to the model's validators (the forms' wording)."""
+
+    class Meta:
+        model = Order
+        fields = list(ORDER_DETAIL_FIELDS)
+
+
+_DETAILS = ", ".join(ORDER_DETAIL_FIELDS)
+
+
+class OrderDetailsChangeSerializer(OrderDetailsSerializer):
+    """The details to change: at least one, and no other field."""
+
+    # An unknown field is refused rather than ignored: {"note": ...} for "notes" would otherwise change
+    # nothing, answer 200, and still make every copy of the order a client holds stale (a new version).
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            message = _("Not a detail of an order; those are %(fields)s.") % {"fields": _DETAILS}
+            raise serializers.ValidationError({name: [message] for name in unknown})
+        if not data:
+            raise serializers.ValidationError(_("Send at least one of %(fields)s.") % {"fields": _DETAILS})
+        return data
+
+
+class OrderDetailsChangeSchema(OpenApiSerializerExtension):
+    """In the schema as OrderDetailsChangeSerializer validates: no other field, and at least one."""
+
+    target_class = OrderDetailsChangeSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False, "minProperties": 1}
+
+
+class OrderBookingSerializer(OrderDetailsSerializer):
+    """A booking: who, what, where and when, with the order's details."""
+
+    patient = RecordId(queryset=Patient.objects.all())
+    # Inactive procedures and rooms are not a 400: the booking rules refuse them with their own message.
+    procedure = RecordId(queryset=Procedure.objects.all())
+    room = RecordId(queryset=Room.objects.prefetch_related("opening_hours"))
+    start = start_field()
+    duration_minutes = duration_field()
+    confirm_patient_overlap = confirm_field()
+
+    class Meta(OrderDetailsSerializer.Meta):
+        fields = [
+            "patient",
+            "procedure",
+            "room",
+            "start",
+            "duration_minutes",
+            *ORDER_DETAIL_FIELDS,
+            "placer_order_number",
+            "confirm_patient_overlap",
+        ]
+        extra_kwargs = {
+            "placer_order_number": {
+                "help_text": (
+                    "Your system's number for this order. A second booking with it is refused "
+                    "(409, naming the order that has it), so a retry cannot book twice."
+                )
+            }
+        }
+
+
+class OrderRescheduleSerializer(serializers.Serializer):
+    start = start_field()
+    room = RecordId(
+        queryset=Room.objects.prefetch_related("opening_hours"),
+        required=False,
+        help_text="Another room; the order's own when left out.",
+    )
+    duration_minutes = duration_field()
+    confirm_patient_overlap = confirm_field()
+
+
+class OrderCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=rules.REASON_MAX,
+        # The cancel form's wording: an API client reads what a clerk would.
+        error_messages={
+            "required": gettext_lazy("Give a reason for the cancellation."),
+            "blank": gettext_lazy("Give a reason for the cancellation."),
+        },
+        # Never fails (blank spaces are refused as blank first): it shows the schema that a reason of
+        # spaces alone is no reason.
+        validators=[RegexValidator(r"\S")],
+    )
+
+
+def _cursor(start: datetime, pk: int) -> str:
+    raw = f"{start.astimezone(UTC).isoformat()}|{pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _position(cursor: str) -> tuple[datetime, int]:
+    """The (scheduled_start, id) a cursor says the previous page ended at; ValueError if _cursor()
+    did not write it (a time in UTC, a decimal id): an edited cursor is a 400, never a server error."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, pk = raw.split("|")
+        moment = datetime.fromisoformat(start)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(cursor) from exc
+    # Another offset could overflow when converted to UTC for the query (year 1 at +14:00).
+    if moment.utcoffset() != timedelta(0) or not (pk.isascii() and pk.isdigit()):
+        raise ValueError(cursor)
+    return moment, int(pk)
+
+
+class OrderFilterSerializer(serializers.Serializer):
+    """The list's query: every filter given must match. Also the schema of its query parameters, so
+    what is documented is what is checked; an empty value is refused like any other wrong one."""
+
+    date_from = serializers.DateField(
+        required=False, validators=[validate_calendar_date], help_text="Starting on or after this day."
+    )
+    date_to = serializers.DateField(
+        required=False, validators=[validate_calendar_date], help_text="Starting on or before this day."
+    )
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    room = RecordId(queryset=Room.objects.all(), required=False, help_text="A room's id.")
+    modality = serializers.ChoiceField(choices=Modality.choices, required=False)
+    patient = RecordId(queryset=Patient.objects.all(), required=False, help_text="A patient's id.")
+    accession_number = serializers.CharField(required=False, max_length=16, trim_whitespace=False)
+    placer_order_number = serializers.CharField(
+        required=False,
+        max_length=16,
+        trim_whitespace=False,
+        help_text="A placer order number: yours unless placer_authority says.",
+    )
+    placer_authority = serializers.CharField(
+        required=False,
+        max_length=64,
+        trim_whitespace=False,
+        help_text=(
+            "With placer_order_number: whose number it is, the account name of an API client (the "
+            "booked_by of its orders) or an HL7 sender."
+        ),
+    )
+    cursor = serializers.CharField(required=False, help_text="From the previous page's next link.")
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=LIST_LIMIT_MAX,
+        default=LIST_LIMIT,
+        help_text="Orders per page.",
+    )
+
+    def validate_cursor(self, value: str) -> tuple[datetime, int]:
+        try:
+            return _position(value)
+        except ValueError:
+            raise serializers.ValidationError(
+                _("Not a cursor of this list: follow the “next” link as it was given.")
+            ) from None
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        date_from, date_to = data.get("date_from"), data.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            # The order list's filter form says it so.
+            raise serializers.ValidationError({"date_to": _("The end date is before the start date.")})
+        if "placer_authority" in data and "placer_order_number" not in data:
+            # Alone it would be a scan of every order: no index starts with the authority alone.
+            raise serializers.ValidationError(
+                {"placer_authority": _("Give placer_order_number too: this only says whose number it is.")}
+            )
+        return data
+
+
+def _valid(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _order(pk: int) -> Order:
+    return get_object_or_404(Order.objects.select_related("patient", "procedure", "room", "booked_by"), pk=pk)
+
+
+# --- the list ------------------------------------------------------------------------------------
+
+
+def _filtered(request: Request, query: dict[str, Any]) -> QuerySet[Order]:
+    orders = selectors.order_list(
+        date_from=query.get("date_from"),
+        date_to=query.get("date_to"),
+        status=query.get("status", ""),
+        modality=query.get("modality", ""),
+        room=query.get("room"),
+    )
+    # Each of these is an index of its own (the patient's foreign key, the accession and placer numbers'
+    # unique constraints); the few orders they find are then sorted.
+    if "patient" in query:
+        orders = orders.filter(patient=query["patient"])
+    if "accession_number" in query:
+        orders = orders.filter(accession_number=query["accession_number"])
+    if "placer_order_number" in query:
+        # A placer number is unique per authority only: the caller's own unless it names another.
+        authority = query.get("placer_authority") or request.user.get_username()
+        orders = orders.filter(placer_authority=authority, placer_order_number=query["placer_order_number"])
+    return orders
+
+
+def _page(
+    orders: QuerySet[Order], *, after: tuple[datetime, int] | None, limit: int
+) -> tuple[list[Order], bool]:
+    """`limit` orders after `after` in (scheduled_start, id) order, and whether more follow.
+
+    The position as a range on the index's first column (scheduled_start >= s, an index condition)
+    with the ties at s before the last id left out: PostgreSQL scans order_start_idx (or the room's,
+    the status's) from s on. The ids come from the index alone, then only the page's orders are loaded
+    with their patient, procedure and room, as on the order list page.
+    """
+    if after is not None:
+        start, pk = after
+        orders = orders.filter(scheduled_start__gte=start).exclude(scheduled_start=start, pk__lte=pk)
+    ids = list(orders.values_list("pk", flat=True)[: limit + 1])
+    loaded = Order.objects.select_related("patient", "procedure", "room", "booked_by").in_bulk(ids[:limit])
+    return [loaded[pk] for pk in ids[:limit] if pk in loaded], len(ids) > limit
+
+
+def _next_link(request: Request, last: Order) -> str:
+    query = request.query_params.copy()
+    query["cursor"] = _cursor(last.scheduled_start, last.pk)
+    return f"{request.path}?{query.urlencode()}"
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    # What views.if_match_version takes: an ETag ("3", W/"3"), a list (the first counts), or *.
+    {"type": "string", "pattern": r'^\s*(\*|(W/)?"*[0-9]+"*(\s*,.*)?)?\s*$'},
+    OpenApiParameter.HEADER,
+    description=(
+        'The ETag of the order as you read it (like "3"): the change is refused (412) if the order '
+        "changed since. Without it the change is made whatever the order's version."
+    ),
+)
+ETAG = OpenApiParameter(
+    "ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, description="The order's version.", response=[200]
+)
+ORDER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The order's id.")
+
+
+class OrderList(ApiView):
+    scopes = {"POST": Scope.BOOK}
+
+    @extend_schema(
+        operation_id="order_list",
+        summary="Orders, by start time",
+        description=(
+            "Orders matching every filter given, earliest first (then by id), a page at a time: follow "
+            "`next` until it is null. Without dates, every order."
+        ),
+        parameters=[OrderFilterSerializer],
+        responses={200: OrderPage, **problem_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        # A plain dict, not the QueryDict: DRF would take an empty value (?status=) for an absent one.
+        query = _valid(OrderFilterSerializer, request.query_params.dict())
+        orders, more = _page(_filtered(request, query), after=query.get("cursor"), limit=query["limit"])
+        next_link = _next_link(request, orders[-1]) if more else None
+        return Response({"results": OrderSerializer(orders, many=True).data, "next": next_link})
+
+    @extend_schema(
+        operation_id="order_book",
+        summary="Book an exam",
+        description=(
+            "Held to the front desk's rules, with their messages: a time in the past, outside the "
+            "room's hours, a room of another modality (422); a room already booked then (409, naming "
+            "the order that holds it); the patient's other exam at an overlapping time (409: send again "
+            "with confirm_patient_overlap true). Send an Idempotency-Key to retry safely."
+        ),
+        request=OrderBookingSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description=(
+                    "Any unique string (a UUID) of at most 255 characters. The same key and body "
+                    "again answer as the first time (Idempotent-Replayed: true) and book nothing."
+                ),
+            ),
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="The new order.",
+                response=[201],
+            ),
+            OpenApiParameter(
+                "ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Its version.", response=[201]
+            ),
+            OpenApiParameter(
+                "Idempotent-Replayed",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="true: the answer kept for an earlier request with this Idempotency-Key.",
+                response=[201],
+            ),
+        ],
+        responses={201: OrderSerializer, **problem_responses(400, 409, 422)},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        booking = _valid(OrderBookingSerializer, request.data)
+        order = services.order_book(
+            user=request.user,
+            # The account name of an API client is stable (its display name may change).
+            placer_authority=request.user.get_username(),
+            **booking,
+        )
+        return _answer(order, status=201, headers={"Location": order_url(order)})
+
+
+class OrderDetail(ApiView):
+    scopes = {"PATCH": Scope.BOOK}
+
+    @extend_schema(
+        operation_id="order_read",
+        summary="An order",
+        description="Reading it is recorded in the access log, as on the order page.",
+        parameters=[ORDER_ID, ETAG],
+        responses={200: OrderSerializer, **problem_responses(404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        order = _order(pk)
+        access_record(request=request, action=AccessAction.ORDER_VIEWED, order=order)
+        return _answer(order)
+
+    @extend_schema(
+        operation_id="order_update",
+        summary="Change an order's details",
+        description=(
+            "The fields sent change; the others stay. Not once the order is completed or cancelled (422)."
+        ),
+        parameters=[ORDER_ID, IF_MATCH, ETAG],
+        request=OrderDetailsChangeSerializer,
+        responses={200: OrderSerializer, **problem_responses(400, 404, 412, 422)},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        order = _order(pk)
+        if_version = if_match_version(request)
+        changes = _valid(OrderDetailsChangeSerializer, request.data, partial=True)
+        order = services.order_update_details(
+            order=order, user=request.user, if_version=if_version, **changes
+        )
+        return _answer(order)
+
+
+class OrderReschedule(ApiView):
+    scopes = {"POST": Scope.BOOK}
+
+    @extend_schema(
+        operation_id="order_reschedule",
+        summary="Move an order to another time or room",
+        description=(
+            "The booking rules apply to the new time as to a booking (422, 409). The accession number "
+            "and the study instance UID stay."
+        ),
+        parameters=[ORDER_ID, IF_MATCH, ETAG],
+        request=OrderRescheduleSerializer,
+        responses={200: OrderSerializer, **problem_responses(400, 404, 409, 412, 422)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        order = _order(pk)
+        if_version = if_match_version(request)
+        move = _valid(OrderRescheduleSerializer, request.data)
+        order = services.order_reschedule(order=order, user=request.user, if_version=if_version, **move)
+        return _answer(order)
+
+
+class OrderCancel(ApiView):
+    scopes = {"POST": Scope.BOOK}
+
+    @extend_schema(
+        operation_id="order_cancel",
+        summary="Cancel an order",
+        description="With a reason. Not once the exam has started (422).",
+        parameters=[ORDER_ID, IF_MATCH, ETAG],
+        request=OrderCancelSerializer,
+        responses={200: OrderSerializer, **problem_responses(400, 404, 412, 422)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        order = _order(pk)
+        if_version = if_match_version(request)
+        reason = _valid(OrderCancelSerializer, request.data)["reason"]
+        order = services.order_cancel(order=order, reason=reason, user=request.user, if_version=if_version)
+        return _answer(order)
+
+
+class OrderStep(ApiView):
+    """A step of the exam (arrived, started, completed): the technologist's buttons on the order page."""
+
+    scopes = {"POST": Scope.WORKFLOW}
+    step: Callable[..., Order]
+
+    def post(self, request: Request, pk: int) -> Response:
+        order = _order(pk)
+        order = self.step(order=order, user=request.user, if_version=if_match_version(request))
+        return _answer(order)
+
+
+def _step_schema(operation_id: str, summary: str, description: str):
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            description=f"{description} Refused (422) from any other status.",
+            parameters=[ORDER_ID, IF_MATCH, ETAG],
+            request=None,
+            responses={200: OrderSerializer, **problem_responses(400, 404, 412, 422)},
+        )
+    )
+
+
+@_step_schema("order_arrive", "The patient has arrived", "From scheduled to arrived.")
+class OrderArrive(OrderStep):
+    step = staticmethod(services.order_arrive)
+
+
+@_step_schema("order_start", "The exam has started", "From arrived to in progress.")
+class OrderStart(OrderStep):
+    step = staticmethod(services.order_start)
+
+
+@_step_schema("order_complete", "The exam is complete", "From in progress to completed.")
+class OrderComplete(OrderStep):
+    step = staticmethod(services.order_complete)
+
+
+urlpatterns = [
+    path("orders", OrderList.as_view(), name="order_list"),
+    path("orders/<int:pk>", OrderDetail.as_view(), name="order_detail"),
+    path("orders/<int:pk>/reschedule", OrderReschedule.as_view(), name="order_reschedule"),
+    path("orders/<int:pk>/cancel", OrderCancel.as_view(), name="order_cancel"),
+    path("orders/<int:pk>/arrive", OrderArrive.as_view(), name="order_arrive"),
+    path("orders/<int:pk>/start", OrderStart.as_view(), name="order_start"),
+    path("orders/<int:pk>/complete", OrderComplete.as_view(), name="order_complete"),
+]

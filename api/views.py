@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .problems import ApiProblem
+from .problems import PROBLEM_CONTENT_TYPE, ApiProblem
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -119,12 +119,17 @@ _PROBLEM_DESCRIPTIONS = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     """The problem documents a view may answer with, for its extend_schema(responses=...).
 
-    401, 403 and 429 apply to every view and are always included.
+    401, 403 and 429 apply to every view and are always included. Documented as
+    application/problem+json, the type they are sent with: a client (or schemathesis) reading the
+    schema expects that type, not application/json.
     """
     wanted = sorted({401, 403, 429, *statuses})
     return {
-        code: OpenApiResponse(ProblemSerializer, description=_PROBLEM_DESCRIPTIONS[code]) for code in wanted
+        (code, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+            ProblemSerializer, description=_PROBLEM_DESCRIPTIONS[code]
+        )
+        for code in wanted
     }
