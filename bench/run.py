@@ -42,7 +42,8 @@ PY = (
 BIN = Path(PY).parent
 DB_NAME = os.environ.get("BENCH_DB", "ris_bench")
 PG = "postgresql://postgres@127.0.0.1:5432"
-REDIS_URL = "redis://127.0.0.1:6379/12"  # a database of its own, flushed before and after
+# A database of its own, flushed before and after (BENCH_REDIS_URL: another, beside a second bench run).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 CALLED_AE = "WORKLIST"
 ORDERS = 10_000
 DUMP2DCM_SAMPLE = 300
@@ -375,6 +376,19 @@ class Bench:
         patients = [row[0] for row in self.sql("SELECT id FROM scheduling_patient ORDER BY id")]
         return rooms, procs, patients
 
+    def latency_slot(
+        self, i: int, rooms: list[tuple[int, str]], procs: dict[str, tuple[int, int]], day: date
+    ) -> tuple[int, int, datetime]:
+        """The i-th booking of the latency plan from `day`: (room, procedure, start), the rooms in turn,
+        each modality's shortest procedure, back to back from 07:00."""
+        room_id, modality = rooms[i % len(rooms)]
+        procedure, minutes = procs[modality]
+        n, per_day = i // len(rooms), 13 * 60 // minutes
+        start = datetime.combine(day + timedelta(days=n // per_day), time(7)) + timedelta(
+            minutes=minutes * (n % per_day)
+        )
+        return room_id, procedure, start
+
     def bench_latency(self, port: int, day: date) -> None:
         log(f"2. book-to-worklist latency, {LATENCY_BOOKINGS} bookings over HTTP, gunicorn + Celery + Redis")
         rooms, procs, patients = self.booking_plan()
@@ -384,12 +398,7 @@ class Bench:
         warmup = 8
         with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
             for i in range(warmup + LATENCY_BOOKINGS):
-                room_id, modality = rooms[i % len(rooms)]
-                procedure, minutes = procs[modality]
-                n, per_day = i // len(rooms), 13 * 60 // minutes
-                start = datetime.combine(day + timedelta(days=n // per_day), time(7)) + timedelta(
-                    minutes=minutes * (n % per_day)
-                )
+                room_id, procedure, start = self.latency_slot(i, rooms, procs, day)
                 body = booking_body(cookies, patients[i], procedure, room_id, start)
                 t0 = clock.perf_counter()
                 status, headers, _b = http_request(port, "POST", "/orders/new/", body, cookies)
@@ -491,7 +500,12 @@ class Bench:
                 "refused": sum(o["refused"] for o in outs),
             }
             log(f"   {label}: {results[label]}")
-        # Overlapping non-cancelled orders in one room, over the whole database.
+        results["double_bookings"] = self.double_bookings()
+        results["clients"] = LOAD_CLIENTS
+        self.results["load"] = results
+
+    def double_bookings(self) -> int:
+        """Overlapping non-cancelled orders in one room, over the whole database."""
         (overlaps,) = self.sql(
             """SELECT count(*) FROM (
                  SELECT scheduled_start, max(scheduled_end) OVER (
@@ -500,9 +514,21 @@ class Bench:
                  FROM scheduling_order WHERE status <> 'CANCELLED') AS o
                WHERE scheduled_start < previous_end"""
         )[0]
-        results["double_bookings"] = overlaps
-        results["clients"] = LOAD_CLIENTS
-        self.results["load"] = results
+        return overlaps
+
+    # --- 6. the order API --------------------------------------------------------------------------------
+
+    def bench_api(self) -> None:
+        self.results["api"] = api_bench.bench_api(
+            self,
+            PY,
+            self.web_port,
+            REDIS_URL,
+            self.worklists / CALLED_AE,
+            login=login,
+            booking_body=booking_body,
+            http_request=http_request,
+        )
 
     # --- 3. day board ----------------------------------------------------------------------------------
 
@@ -691,15 +717,20 @@ def table(r: dict) -> list[list[str]]:
     ]
 
 
-def replace_scale_section(path: Path, section: str) -> None:
+def replace_section(path: Path, name: str, section: str, before: str | None = None) -> None:
+    """Replace the part of the document between <!-- name --> and <!-- /name -->; a document without
+    it gets it in front of the section `before`, or at the end."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = text.find("<!-- scale -->"), text.find("<!-- /scale -->")
+    start, end = text.find(f"<!-- {name} -->"), text.find(f"<!-- /{name} -->")
+    ahead = text.find(f"<!-- {before} -->") if before else -1
     if start >= 0 and end > start:
-        text = text[:start] + section.strip() + text[end + len("<!-- /scale -->") :]
+        text = text[:start] + section.strip() + text[end + len(f"<!-- /{name} -->") :]
+    elif ahead >= 0:
+        text = text[:ahead] + section.strip() + "\n\n" + text[ahead:]
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text.rstrip() + "\n", encoding="utf-8")
-    log(f"scale section written to {path}")
+    log(f"{name} section written to {path}")
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -728,6 +759,8 @@ Celery {machine["celery"]}, gunicorn {machine["gunicorn"]}, PostgreSQL {machine[
 Redis {machine["redis"]}, DCMTK {machine["dcmtk"]}.
 
 {markdown(table(r))}
+
+{api_bench.api_document(r["api"], markdown)}
 
 {scale_document(r["scale"], markdown)}
 
@@ -801,9 +834,9 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument(
         "--only",
-        help="comma-separated measures to run while working on one (export, mwl, latency, load, board, "
-        "scale): prints their raw figures and leaves the document alone, except scale, whose section of "
-        "the document is replaced (BENCH_SCALE_SIZES=small to run one size)",
+        help="comma-separated measures to run while working on one (export, mwl, latency, load, api, "
+        "board, scale): prints their raw figures and leaves the document alone, except api and scale, "
+        "whose sections of the document are replaced (BENCH_SCALE_SIZES=small to run one size)",
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -820,6 +853,7 @@ def main() -> None:
                 ("mwl", bench.bench_mwl_query),
                 ("latency", lambda: bench.bench_latency(bench.web_port, first_free)),
                 ("load", lambda: bench.bench_load(bench.web_port, first_free + timedelta(days=1))),
+                ("api", bench.bench_api),
                 ("board", lambda: bench.bench_board(first_free + timedelta(days=60))),
                 ("scale", bench.bench_scale),
             ]
@@ -827,12 +861,18 @@ def main() -> None:
             for name, measure in measures:
                 if only is not None and name not in only:
                     continue
-                if name in ("latency", "load") and worker is None:
+                if name in ("latency", "load", "api") and worker is None:
                     worker = bench.start_worker()
                     bench.web_port = bench.start_gunicorn()
                 measure()
             machine = bench.machine()
             machine["yardstick"] = (speed_before, yardstick())
+            if "api" in bench.results:
+                # The API section may be rewritten on its own (--only api): it names its machine itself.
+                bench.results["api"]["machine"] = (
+                    f"{machine['cpu']}; CPU yardstick {machine['yardstick'][0]:.2f} s before the run and "
+                    f"{machine['yardstick'][1]:.2f} s after it, {machine['date']}"
+                )
         finally:
             bench.teardown()
     total = clock.perf_counter() - started
@@ -841,10 +881,20 @@ def main() -> None:
         if "scale" in bench.results:
             # The scale section alone: its table, and its part of docs/BENCHMARKS.md replaced in place.
             print(markdown(scale_rows(bench.results["scale"])))
-            replace_scale_section(Path(args.output), scale_document(bench.results["scale"], markdown))
+            replace_section(Path(args.output), "scale", scale_document(bench.results["scale"], markdown))
+        if "api" in bench.results:
+            print(markdown(api_bench.api_rows(bench.results["api"])))
+            replace_section(
+                Path(args.output),
+                "api",
+                api_bench.api_document(bench.results["api"], markdown),
+                before="scale",
+            )
         return
     rows = table(bench.results)
     print(markdown(rows))
+    print()
+    print(markdown(api_bench.api_rows(bench.results["api"])))
     print()
     print(markdown(scale_rows(bench.results["scale"])))
     yard = machine["yardstick"]
@@ -857,6 +907,7 @@ def main() -> None:
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import api_bench  # noqa: E402
 import scale_bench  # noqa: E402
 from scale_bench import scale_document, scale_rows  # noqa: E402
 
