@@ -16,8 +16,10 @@ from functools import wraps
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -38,10 +40,11 @@ def _body_digest(request: Request) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(record: IdempotentRequest) -> Response:
-    response = Response(record.response, status=record.status, headers=record.headers)
-    if record.status >= 400:
-        response.content_type = "application/problem+json"
+def _replay(record: IdempotentRequest) -> HttpResponse:
+    content_type = "application/problem+json" if record.status >= 400 else "application/json"
+    response = HttpResponse(record.response, status=record.status, content_type=content_type)
+    for name, value in record.headers.items():
+        response[name] = value
     response["Idempotent-Replayed"] = "true"
     return response
 
@@ -110,7 +113,8 @@ def _carry_out(view, self, request, record: IdempotentRequest, args, kwargs) -> 
         record.delete()
         return response
     record.status = response.status_code
-    record.response = json.loads(json.dumps(response.data, default=str))
+    # Rendered as DRF renders the first answer (the same renderer, the same data): the same bytes.
+    record.response = JSONRenderer().render(response.data).decode()
     record.headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
     record.save(update_fields=["status", "response", "headers"])
     return response

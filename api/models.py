@@ -149,7 +149,8 @@ class IdempotentRequest(models.Model):
     path = models.CharField(max_length=255)
     body_sha256 = models.CharField(max_length=64)
     status = models.PositiveSmallIntegerField(default=0)
-    response = models.JSONField(null=True)
+    # The answer's body as it was sent (bytes of JSON): a replay is the same bytes, not a re-rendering.
+    response = models.TextField(blank=True)
     headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -47,7 +47,7 @@ class Migration(migrations.Migration):
                 ('path', models.CharField(max_length=255)),
                 ('body_sha256', models.CharField(max_length=64)),
                 ('status', models.PositiveSmallIntegerField(default=0)),
-                ('response', models.JSONField(null=True)),
+                ('response', models.TextField(blank=True)),
                 ('headers', models.JSONField(default=dict)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('client', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='api.apiclient')),
