@@ -533,6 +533,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "AUTHENTICATION_WHITELIST": ["api.authentication.ClientTokenAuthentication"],
+    # The schema's enums named for what they are, so a later resource's "status" or "kind" cannot clash.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatus": "scheduling.models.OrderStatus",
+        "OrderEventKind": "scheduling.models.OrderEventKind",
+        "Priority": "scheduling.models.Priority",
+        "Modality": "scheduling.models.Modality",
+        "Sex": "scheduling.models.Sex",
+        "PregnancyStatus": "scheduling.models.PregnancyStatus",
+    },
 }
 _cache_url = env("RIS_CACHE_URL", default="")
 CACHES = {
