@@ -41,7 +41,7 @@ def if_match_version(request: Request) -> int | None:
     if not value or value == "*":
         return None
     tag = value.split(",")[0].strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdigit()):
         raise ApiProblem(
             "invalid-request",
             _('If-Match must be the ETag of the record, as a GET gave it (like "3").'),

@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -105,15 +105,23 @@ def _lock_rooms(*rooms: Room) -> None:
     list(Room.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
 
 
-def _room_taken_error(room: Room) -> ValidationError:
-    # Only after a race the lock could not prevent: which order won is not known here (the API's 409
-    # then names none; the clerk's message needs none).
-    return ValidationError(
+def _room_taken_error(room: Room, start: datetime, end: datetime) -> ValidationError:
+    """After a race the lock could not prevent (the exclusion constraint caught it): the refusal at
+    "start", with `order` the order that won (read after the rollback), as rules.room_free gives it."""
+    error = ValidationError(
         {
-            "start": _("%(room)s was just booked at this time by someone else. Choose another slot.")
-            % {"room": room.name}
+            "start": ValidationError(
+                _("%(room)s was just booked at this time by someone else. Choose another slot.")
+                % {"room": room.name},
+                code="room_taken",
+            )
         }
     )
+    try:
+        error.order = Order.objects.overlapping(start, end).filter(room=room).first()
+    except DatabaseError:  # inside a caller's transaction that the failed insert broke
+        error.order = None
+    return error
 
 
 class StaleVersion(ValidationError):
@@ -261,7 +269,7 @@ def order_book(
     except IntegrityError as exc:
         # The PostgreSQL exclusion constraint caught a race the lock could not (e.g. a direct SQL write).
         if "order_room_no_overlap" in str(exc):
-            raise _room_taken_error(room) from exc
+            raise _room_taken_error(room, start, start + timedelta(minutes=duration_minutes)) from exc
         # Two bookings under one placer number in the same instant (rooms differ, so no lock is shared).
         if "order_placer_number_unique" in str(exc) and (
             error := placer_number_taken(number=placer_order_number, authority=placer_authority)
@@ -352,7 +360,7 @@ def order_reschedule(
             events.order_changed(order, OrderEventKind.RESCHEDULED, user=user)
     except IntegrityError as exc:
         if "order_room_no_overlap" in str(exc):
-            raise _room_taken_error(new_room) from exc
+            raise _room_taken_error(new_room, start, start + timedelta(minutes=duration)) from exc
         raise
     return order
 

@@ -208,7 +208,7 @@ def test_it_refuses_a_procedure_no_longer_offered(api, booking, procedure):
     assert response.json()["errors"]["procedure"] == ["CT Head without contrast is no longer offered."]
 
 
-def test_a_taken_slot_is_a_409_naming_the_order_that_holds_it(api, booking, booked):
+def test_it_answers_a_taken_slot_with_409_naming_the_order_that_holds_it(api, booking, booked):
     other = PatientFactory()
 
     response = api.post(ORDERS, booking(patient=other.pk), format="json")
@@ -225,7 +225,7 @@ def test_a_taken_slot_is_a_409_naming_the_order_that_holds_it(api, booking, book
     assert Order.objects.count() == 1
 
 
-def test_a_patient_overlap_needs_confirming(api, booking, booked):
+def test_it_asks_to_confirm_a_patient_overlap(api, booking, booked):
     ct2 = RoomFactory(name="CT 2", ae_title="CT02")
 
     warned = api.post(ORDERS, booking(room=ct2.pk), format="json")
@@ -244,7 +244,7 @@ def test_a_patient_overlap_needs_confirming(api, booking, booked):
 
 
 @pytest.mark.parametrize("field", ["patient", "procedure", "room"])
-def test_an_unknown_id_is_a_400_at_its_field(api, booking, field):
+def test_it_refuses_an_unknown_id_with_400_at_its_field(api, booking, field):
     response = api.post(ORDERS, booking(**{field: 999_999}), format="json")
 
     assert response.status_code == 400
@@ -253,14 +253,14 @@ def test_an_unknown_id_is_a_400_at_its_field(api, booking, field):
     assert list(problem["errors"]) == [field]
 
 
-def test_a_huge_id_is_a_400_not_a_server_error(api, booking):
+def test_it_refuses_a_huge_id_with_400_not_a_server_error(api, booking):
     response = api.post(ORDERS, booking(patient=10**30), format="json")
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["patient"]
 
 
-def test_missing_and_malformed_fields_are_400s_by_field(api):
+def test_it_refuses_missing_and_malformed_fields_by_field(api):
     response = api.post(
         ORDERS, {"start": "tomorrow", "duration_minutes": 0, "priority": "SOON"}, format="json"
     )
@@ -276,14 +276,14 @@ def test_missing_and_malformed_fields_are_400s_by_field(api):
     }
 
 
-def test_a_date_beyond_the_calendar_is_a_400(api, booking):
+def test_it_refuses_a_date_beyond_the_calendar(api, booking):
     response = api.post(ORDERS, booking(start="9999-12-31T23:59:00"), format="json")
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["start"]
 
 
-def test_a_name_the_scanners_cannot_take_is_a_400_at_its_field(api, booking):
+def test_it_refuses_a_name_the_scanners_cannot_take_at_its_field(api, booking):
     response = api.post(ORDERS, booking(referring_physician="Dr^Somsak"), format="json")
 
     assert response.status_code == 400
@@ -294,7 +294,7 @@ def test_a_name_the_scanners_cannot_take_is_a_400_at_its_field(api, booking):
 # --- placer numbers and retries ------------------------------------------------------------------
 
 
-def test_a_placer_number_books_once_per_client(api, booking, tomorrow_at):
+def test_it_books_a_placer_number_once_per_client(api, booking, tomorrow_at):
     first = api.post(ORDERS, booking(placer_order_number="HIS-42"), format="json").json()
 
     again = api.post(
@@ -310,7 +310,7 @@ def test_a_placer_number_books_once_per_client(api, booking, tomorrow_at):
     assert Order.objects.count() == 1
 
 
-def test_another_client_may_use_the_same_placer_number(api, make_caller, booking, tomorrow_at):
+def test_it_lets_another_client_use_the_same_placer_number(api, make_caller, booking, tomorrow_at):
     api.post(ORDERS, booking(placer_order_number="HIS-42"), format="json")
     other = make_caller(scopes=["book"], name="HIS gateway")
 
@@ -326,7 +326,7 @@ def test_another_client_may_use_the_same_placer_number(api, make_caller, booking
     )
 
 
-def test_a_retry_with_the_same_key_gets_the_first_answer(api, booking):
+def test_it_answers_a_retry_with_the_same_key_as_the_first_time(api, booking):
     first = api.post(ORDERS, booking(), format="json", HTTP_IDEMPOTENCY_KEY="book-1")
     retry = api.post(ORDERS, booking(), format="json", HTTP_IDEMPOTENCY_KEY="book-1")
 
@@ -338,7 +338,7 @@ def test_a_retry_with_the_same_key_gets_the_first_answer(api, booking):
     assert Order.objects.count() == 1
 
 
-def test_a_key_reused_for_another_booking_is_a_422(api, booking, tomorrow_at):
+def test_it_refuses_a_key_reused_for_another_booking(api, booking, tomorrow_at):
     api.post(ORDERS, booking(), format="json", HTTP_IDEMPOTENCY_KEY="book-1")
 
     response = api.post(
@@ -350,7 +350,7 @@ def test_a_key_reused_for_another_booking_is_a_422(api, booking, tomorrow_at):
     assert Order.objects.count() == 1
 
 
-def test_a_refused_booking_is_refused_alike_on_retry(api, booking, booked):
+def test_it_refuses_a_refused_booking_alike_on_retry(api, booking, booked):
     body = booking(patient=PatientFactory().pk)
 
     first = api.post(ORDERS, body, format="json", HTTP_IDEMPOTENCY_KEY="taken")
@@ -374,7 +374,7 @@ def test_it_reads_an_order_with_its_etag(api, order):
     assert response.json()["booked_by"] == "frontdesk"
 
 
-def test_reading_an_order_is_recorded_in_the_access_log(reader, order):
+def test_it_records_reading_an_order_in_the_access_log(reader, order):
     reader.get(url("order_detail", order))
 
     event = AccessEvent.objects.get()
@@ -383,13 +383,13 @@ def test_reading_an_order_is_recorded_in_the_access_log(reader, order):
     assert event.user == reader.record.user
 
 
-def test_listing_orders_records_no_access(reader, order):
+def test_it_records_no_access_for_the_list(reader, order):
     assert reader.get(ORDERS).status_code == 200
     assert not AccessEvent.objects.exists()
 
 
 @pytest.mark.parametrize("pk", [999_999, 10**30])
-def test_an_unknown_order_is_a_404(api, pk):
+def test_it_answers_an_unknown_order_with_404(api, pk):
     response = api.get(f"/api/v1/orders/{pk}")
 
     assert response.status_code == 404
@@ -400,7 +400,7 @@ def test_an_unknown_order_is_a_404(api, pk):
 # --- the list -------------------------------------------------------------------------------------
 
 
-def test_the_list_filters_by_every_field(api, tomorrow_at, user):
+def test_it_filters_the_list_by_every_field(api, tomorrow_at, user):
     ct, mr = RoomFactory(name="CT A", ae_title="CTA"), RoomFactory(name="MR A", modality="MR", ae_title="MRA")
     mr_procedure = ProcedureFactory(modality="MR", code_value="MRBRAIN")
     someone = PatientFactory()
@@ -465,14 +465,14 @@ def test_the_list_filters_by_every_field(api, tomorrow_at, user):
         ({"cursor": b64("2026-03-02T02:00:00|1")}, "cursor"),
     ],
 )
-def test_a_bad_filter_is_a_400_at_its_name(api, query, field):
+def test_it_refuses_a_bad_filter_at_its_name(api, query, field):
     response = api.get(ORDERS, query)
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == [field]
 
 
-def test_the_cursor_walks_every_order_once(api, user, tomorrow_at):
+def test_it_pages_through_every_order_once(api, user, tomorrow_at):
     rooms = [RoomFactory() for _ in range(3)]
     # Several orders share a start time (one per room): the cursor must split ties by id.
     orders = [
@@ -495,7 +495,7 @@ def test_the_cursor_walks_every_order_once(api, user, tomorrow_at):
     assert pages == 5
 
 
-def test_the_next_link_keeps_the_filters(api, user, tomorrow_at):
+def test_it_keeps_the_filters_in_the_next_link(api, user, tomorrow_at):
     room = RoomFactory()
     for hour in (9, 10, 11):
         OrderFactory(room=room, scheduled_start=tomorrow_at(hour), booked_by=user)
@@ -509,7 +509,7 @@ def test_the_next_link_keeps_the_filters(api, user, tomorrow_at):
     assert second["next"] is None
 
 
-def test_orders_booked_between_pages_are_neither_repeated_nor_skipped(api, user, tomorrow_at):
+def test_it_neither_repeats_nor_skips_orders_booked_between_pages(api, user, tomorrow_at):
     room = RoomFactory()
     early, late = (OrderFactory(room=room, scheduled_start=tomorrow_at(h), booked_by=user) for h in (9, 12))
     first = api.get(ORDERS, {"limit": 1}).json()
@@ -523,7 +523,7 @@ def test_orders_booked_between_pages_are_neither_repeated_nor_skipped(api, user,
     assert before.pk not in [row["id"] for row in rest["results"]]
 
 
-def test_a_page_is_read_in_a_fixed_number_of_queries(api, user, tomorrow_at, django_assert_max_num_queries):
+def test_it_reads_a_page_in_a_fixed_number_of_queries(api, user, tomorrow_at, django_assert_max_num_queries):
     for hour in range(8, 16):
         OrderFactory(scheduled_start=tomorrow_at(hour), booked_by=user)
 
@@ -556,7 +556,7 @@ def test_it_reschedules_an_order(api, booked, tomorrow_at):
     assert order.history.latest().history_user == api.record.user
 
 
-def test_rescheduling_onto_a_taken_slot_is_a_409(api, booked, booking, tomorrow_at):
+def test_it_refuses_rescheduling_onto_a_taken_slot_with_409(api, booked, booking, tomorrow_at):
     other = api.post(
         ORDERS, booking(patient=PatientFactory().pk, start=tomorrow_at(11).isoformat()), format="json"
     )
@@ -571,7 +571,7 @@ def test_rescheduling_onto_a_taken_slot_is_a_409(api, booked, booking, tomorrow_
     assert response.json()["order"]["id"] == booked["id"]
 
 
-def test_rescheduling_onto_the_patients_other_exam_needs_confirming(api, booked, booking, tomorrow_at):
+def test_it_asks_to_confirm_rescheduling_onto_the_patients_other_exam(api, booked, booking, tomorrow_at):
     ct2 = RoomFactory(name="CT 2", ae_title="CT02")
     later = api.post(ORDERS, booking(room=ct2.pk, start=tomorrow_at(11).isoformat()), format="json").json()
     move = {"start": tomorrow_at(9).isoformat()}
@@ -589,7 +589,7 @@ def test_rescheduling_onto_the_patients_other_exam_needs_confirming(api, booked,
     assert order.scheduled_start == tomorrow_at(9)
 
 
-def test_rescheduling_a_cancelled_order_is_refused(api, booked, tomorrow_at):
+def test_it_refuses_to_reschedule_a_cancelled_order(api, booked, tomorrow_at):
     order = Order.objects.get(pk=booked["id"])
     api.post(url("order_cancel", order), {"reason": "Patient called"}, format="json")
 
@@ -612,7 +612,7 @@ def test_it_cancels_an_order_with_a_reason(api, booked):
 
 
 @pytest.mark.parametrize("body", [{}, {"reason": "   "}])
-def test_a_cancellation_needs_a_reason(api, booked, body):
+def test_it_needs_a_reason_to_cancel(api, booked, body):
     order = Order.objects.get(pk=booked["id"])
 
     response = api.post(url("order_cancel", order), body, format="json")
@@ -645,7 +645,7 @@ def test_it_moves_an_order_through_the_exam(api, booked):
         ("order_complete", "An order that is scheduled cannot be marked completed."),
     ],
 )
-def test_a_step_from_the_wrong_status_is_a_422_in_the_rules_words(api, booked, step, message):
+def test_it_refuses_a_step_from_the_wrong_status_in_the_rules_words(api, booked, step, message):
     response = api.post(url(step, Order.objects.get(pk=booked["id"])))
 
     assert response.status_code == 422
@@ -655,7 +655,7 @@ def test_a_step_from_the_wrong_status_is_a_422_in_the_rules_words(api, booked, s
     assert problem["codes"] == {"non_field_errors": ["illegal_transition"]}
 
 
-def test_a_completed_order_cannot_be_cancelled(api, order):
+def test_it_refuses_to_cancel_a_completed_order(api, order):
     for service in (services.order_arrive, services.order_start, services.order_complete):
         service(order=order, user=order.booked_by)
 
@@ -682,7 +682,7 @@ def test_it_changes_the_details_sent_and_keeps_the_others(api, booked):
     assert order.history.latest().history_user == api.record.user
 
 
-def test_an_empty_change_is_a_400_and_changes_nothing(api, booked):
+def test_it_refuses_an_empty_change_and_changes_nothing(api, booked):
     response = api.patch(url("order_detail", Order.objects.get(pk=booked["id"])), {}, format="json")
 
     assert response.status_code == 400
@@ -690,7 +690,7 @@ def test_an_empty_change_is_a_400_and_changes_nothing(api, booked):
     assert Order.objects.get().version == 1
 
 
-def test_a_change_naming_another_field_is_a_400_at_it(api, booked):
+def test_it_refuses_a_change_naming_another_field_at_it(api, booked):
     order = Order.objects.get(pk=booked["id"])
 
     response = api.patch(url("order_detail", order), {"note": "Wheelchair", "reason": "x"}, format="json")
@@ -701,7 +701,7 @@ def test_a_change_naming_another_field_is_a_400_at_it(api, booked):
     assert (order.version, order.reason) == (1, "")
 
 
-def test_a_cancelled_order_cannot_be_changed(api, booked):
+def test_it_refuses_to_change_a_cancelled_order(api, booked):
     order = Order.objects.get(pk=booked["id"])
     services.order_cancel(order=order, reason="Patient called", user=order.booked_by)
 
@@ -728,7 +728,9 @@ def _send(api, name, method, body, order, tomorrow_at, **headers):
 
 
 @pytest.mark.parametrize("name, method, body", CHANGES)
-def test_a_stale_if_match_is_a_412_and_changes_nothing(api, order, tomorrow_at, name, method, body):
+def test_it_refuses_a_stale_if_match_with_412_and_changes_nothing(
+    api, order, tomorrow_at, name, method, body
+):
     services.order_update_details(order=order, user=order.booked_by, notes="Someone else's")
 
     response = _send(api, name, method, body, order, tomorrow_at, HTTP_IF_MATCH='"1"')
@@ -741,14 +743,14 @@ def test_a_stale_if_match_is_a_412_and_changes_nothing(api, order, tomorrow_at, 
 
 
 @pytest.mark.parametrize("name, method, body", CHANGES)
-def test_a_matching_if_match_lets_the_change_through(api, order, tomorrow_at, name, method, body):
+def test_it_lets_a_change_with_a_matching_if_match_through(api, order, tomorrow_at, name, method, body):
     response = _send(api, name, method, body, order, tomorrow_at, HTTP_IF_MATCH=f'"{order.version}"')
 
     assert response.status_code == 200, response.json()
     assert response["ETag"] == f'"{order.version + 1}"'
 
 
-def test_the_etag_of_a_read_guards_the_next_change(api, booked):
+def test_it_guards_the_next_change_with_the_etag_of_a_read(api, booked):
     order = Order.objects.get(pk=booked["id"])
     etag = api.get(url("order_detail", order))["ETag"]
 
@@ -756,7 +758,7 @@ def test_the_etag_of_a_read_guards_the_next_change(api, booked):
     assert api.post(url("order_start", order), HTTP_IF_MATCH=etag).status_code == 412
 
 
-def test_a_malformed_if_match_is_a_400(api, order):
+def test_it_refuses_a_malformed_if_match_with_400(api, order):
     response = api.post(url("order_arrive", order), HTTP_IF_MATCH="yesterday")
 
     assert response.status_code == 400
@@ -768,7 +770,7 @@ def test_a_malformed_if_match_is_a_400(api, order):
 # --- scopes ---------------------------------------------------------------------------------------
 
 
-def test_a_reader_reads_but_cannot_book(reader, booking, order):
+def test_it_lets_a_reader_read_but_not_book(reader, booking, order):
     assert reader.get(ORDERS).status_code == 200
     assert reader.get(url("order_detail", order)).status_code == 200
 
@@ -781,7 +783,7 @@ def test_a_reader_reads_but_cannot_book(reader, booking, order):
     assert Order.objects.count() == 1
 
 
-def test_a_booking_client_cannot_move_the_exam_along(make_caller, order):
+def test_it_forbids_a_booking_client_to_move_the_exam_along(make_caller, order):
     booker = make_caller(scopes=["read", "book"])
 
     for step in ("order_arrive", "order_start", "order_complete"):
@@ -792,7 +794,7 @@ def test_a_booking_client_cannot_move_the_exam_along(make_caller, order):
     assert order.status == OrderStatus.SCHEDULED
 
 
-def test_a_workflow_client_cannot_book_or_cancel(make_caller, booking, order):
+def test_it_forbids_a_workflow_client_to_book_or_cancel(make_caller, booking, order):
     scanner_desk = make_caller(scopes=["read", "workflow"])
 
     assert scanner_desk.post(ORDERS, booking(), format="json").status_code == 403
@@ -803,9 +805,7 @@ def test_a_workflow_client_cannot_book_or_cancel(make_caller, booking, order):
 # --- languages ------------------------------------------------------------------------------------
 
 
-def test_a_refused_booking_in_thai_says_what_the_thai_form_says(
-    api, booking, patient, procedure, room, back_to_english
-):
+def test_it_refuses_in_thai_as_the_thai_form_does(api, booking, patient, procedure, room, back_to_english):
     yesterday = timezone.localdate() - timedelta(days=1)
     with translation.override("th"):
         form = BookingForm(
@@ -833,7 +833,7 @@ def test_a_refused_booking_in_thai_says_what_the_thai_form_says(
     assert on_the_form == ["เวลานี้ผ่านไปแล้ว กรุณาเลือกเวลาที่หลังจากนี้"]
 
 
-def test_the_same_refusal_in_english_is_in_english(api, booking):
+def test_it_refuses_in_english_when_asked_in_english(api, booking):
     yesterday = timezone.localdate() - timedelta(days=1)
 
     response = api.post(
@@ -843,7 +843,7 @@ def test_the_same_refusal_in_english_is_in_english(api, booking):
     assert response.json()["errors"]["start"] == ["This time has already passed; choose a later one."]
 
 
-def test_a_wrong_step_in_thai_is_worded_in_thai(api, order, back_to_english):
+def test_it_words_a_wrong_step_in_thai(api, order, back_to_english):
     with translation.override("th"):
         expected = rules.check_transition(order=order, to=OrderStatus.COMPLETED)[0].message
 
@@ -854,7 +854,7 @@ def test_a_wrong_step_in_thai_is_worded_in_thai(api, order, back_to_english):
     assert expected != "An order that is scheduled cannot be marked completed."
 
 
-def test_an_opening_hours_refusal_names_the_clinics_times(api, booking, tomorrow_at):
+def test_it_names_the_clinics_times_in_an_opening_hours_refusal(api, booking, tomorrow_at):
     # The times in the message are the clinic's, whatever offset the client wrote.
     evening = timezone.make_aware(datetime.combine(timezone.localdate(tomorrow_at(9)), time(20)))
     response = api.post(

@@ -30,11 +30,11 @@ FILL = """
 INSERT INTO scheduling_order (accession_number, requested_procedure_id, sps_id, study_instance_uid,
   scheduled_start, duration_minutes, scheduled_end, priority, referring_physician, requesting_physician,
   reason, notes, status, cancel_reason, booked_at, updated_at, booked_by_id, patient_id, procedure_id,
-  room_id, discontinue_reason, version)
+  room_id, discontinue_reason, version, placer_order_number, placer_authority)
 SELECT 'T' || i, 'T' || i, 'T' || i || 'S1', '2.25.' || i, s, 15, s + interval '15 minutes', 'ROUTINE',
   '', '', '', '', CASE WHEN s < now() THEN 'COMPLETED' ELSE 'SCHEDULED' END, '', now(), now(), %(user)s,
   (%(patients)s)[1 + i %% array_length(%(patients)s, 1)], (%(procedures)s)[1 + i %% {rooms}],
-  (%(rooms)s)[1 + i %% {rooms}], '', 1
+  (%(rooms)s)[1 + i %% {rooms}], '', 1, '', ''
 FROM generate_series(0, {orders} - 1) AS i,
   LATERAL (SELECT %(last_day)s::timestamptz - ((i / {rooms}) / 20) * interval '1 day'
                   + ((i / {rooms}) %% 20) * interval '30 minutes' AS s) AS start
