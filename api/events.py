@@ -72,7 +72,7 @@ class EventQuerySerializer(serializers.Serializer):
         min_value=1, max_value=LIMIT_MAX, default=LIMIT_DEFAULT, help_text="At most this many events."
     )
     order = serializers.IntegerField(
-        min_value=1, required=False, help_text="Only the events of this order (its id)."
+        min_value=1, max_value=2**63 - 1, required=False, help_text="Only the events of this order (its id)."
     )
 
 

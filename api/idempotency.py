@@ -54,9 +54,17 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
 
     @wraps(view)
     def wrapped(self, request: Request, *args, **kwargs) -> Response:
-        key = request.headers.get(HEADER, "").strip()
-        if not key:
+        key = request.headers.get(HEADER)
+        if key is None:
             return view(self, request, *args, **kwargs)
+        key = key.strip()
+        if not key:
+            # Sent but empty: the caller meant to guard the request, and would retry it unguarded.
+            raise ApiProblem(
+                "invalid-request",
+                _("The Idempotency-Key is empty."),
+                errors={HEADER: [_("Send a key of at most 255 characters, or no header.")]},
+            )
         if len(key) > KEY_MAX:
             raise ApiProblem(
                 "invalid-request",

@@ -48,7 +48,7 @@ from scheduling.validators import validate_calendar_date
 
 from .idempotency import idempotent
 from .models import Scope
-from .views import ApiView, if_match_version, problem_responses, with_etag
+from .views import IDEMPOTENCY_KEY, ApiView, if_match_version, problem_responses, with_etag
 
 # A page of the list: LIST_LIMIT orders unless the caller asks for fewer or more (up to LIST_LIMIT_MAX).
 LIST_LIMIT = 50
@@ -484,15 +484,7 @@ class OrderList(ApiView):
         ),
         request=OrderBookingSerializer,
         parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description=(
-                    "Any unique string (a UUID) of at most 255 characters. The same key and body "
-                    "again answer as the first time (Idempotent-Replayed: true) and book nothing."
-                ),
-            ),
+            IDEMPOTENCY_KEY,
             OpenApiParameter(
                 "Location",
                 OpenApiTypes.STR,

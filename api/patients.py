@@ -26,11 +26,9 @@ from scheduling import selectors, services
 from scheduling.forms import PatientForm, PatientSearchForm
 from scheduling.models import Patient, PregnancyStatus, Sex
 
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .idempotency import KEY_MAX as IDEMPOTENCY_KEY_MAX
 from .idempotency import idempotent
 from .models import Scope
-from .views import ApiView, if_match_version, problem_responses, with_etag
+from .views import IDEMPOTENCY_KEY, ApiView, if_match_version, problem_responses, with_etag
 
 SEARCH_LIMIT_DEFAULT = 25
 SEARCH_LIMIT_MAX = 100
@@ -213,12 +211,6 @@ IF_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     pattern=r'^(W/)?"?[0-9]+"?$',
     description="The ETag of the record as last read: the change is refused (412) if it changed since.",
-)
-IDEMPOTENCY_KEY = OpenApiParameter(
-    IDEMPOTENCY_HEADER,
-    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
-    OpenApiParameter.HEADER,
-    description="A key of your choosing: a retry with the same key and body gets the first answer again.",
 )
 LOCATION = OpenApiParameter(
     "Location", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[201], description="The new patient."

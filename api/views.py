@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -133,3 +133,15 @@ def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
         )
         for code in wanted
     }
+
+
+# The Idempotency-Key request header of every POST that creates something (api.idempotency).
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255},
+    OpenApiParameter.HEADER,
+    description=(
+        "A key of your choosing (a UUID), at most 255 characters: a retry with the same key and body gets "
+        "the first answer again (Idempotent-Replayed: true) and changes nothing; another body, a 422."
+    ),
+)

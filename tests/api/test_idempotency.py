@@ -76,3 +76,10 @@ def test_old_keys_are_purged(api, settings):
     assert purge_idempotency_keys() == 1
     assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
     assert idempotency_purge() == 0
+
+
+def test_an_empty_key_is_refused_not_ignored(api):
+    response = api.post(PATIENTS, body(), format="json", HTTP_IDEMPOTENCY_KEY="  ")
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["errors"]
+    assert not IdempotentRequest.objects.exists()
