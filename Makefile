@@ -28,6 +28,7 @@ run: migrate messages
 	@if [ ! -f var/.seeded ]; then $(BIN)/python manage.py seed_demo && touch var/.seeded; fi
 	@echo ""
 	@echo "  RIS front desk: http://$(HOST):$(PORT)/   (log in as frontdesk, tech or admin, password demo-pass-2026)"
+	@echo "  Order API: http://$(HOST):$(PORT)/api/docs/   (a token: manage.py api_client NAME --scopes read,book)"
 	@echo "  Worklist folder: $${WORKLIST_DIR:-var/worklists}"
 	@echo ""
 	@echo "  DICOM worklist/MPPS server: $${DICOM_SERVER_AE:-RISMWL} on port $${DICOM_SERVER_PORT:-11112}"
