@@ -190,8 +190,10 @@ def empty_worklist_dir() -> Iterator[Path]:
 
     def empty() -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        # missing_ok: a writer still finishing (gunicorn's in-process export, a worker being stopped)
+        # renames its temporary file away between the listing and the unlink.
         for child in folder.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
     empty()
     yield folder
