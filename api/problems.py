@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -348,35 +348,31 @@ class ApiProblem(exceptions.APIException):
         super().__init__(detail)
 
 
-def server_error_problem(request: HttpRequest) -> JsonResponse:
-    """The 500 of the API (ris.urls handler500 sends /api/ here): a problem document, not an HTML page."""
-    kind = PROBLEM_TYPES["server-error"]
+def _plain_problem(request: HttpRequest, slug: str, detail: str) -> JsonResponse:
+    # For Django's error handlers, which answer outside DRF (no Response, no renderer).
+    kind = PROBLEM_TYPES[slug]
     return JsonResponse(
         {
-            "type": problem_type_uri("server-error"),
+            "type": problem_type_uri(slug),
             "title": str(kind.title),
-            "status": 500,
-            "detail": str(kind.description),
+            "status": kind.status,
+            "detail": str(detail),
             "instance": request.get_full_path(),
         },
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        status=kind.status,
         content_type=PROBLEM_CONTENT_TYPE,
     )
 
 
+def server_error_problem(request: HttpRequest) -> JsonResponse:
+    """The 500 of the API (ris.urls handler500 sends /api/ here): a problem document, not an HTML page."""
+    return _plain_problem(request, "server-error", PROBLEM_TYPES["server-error"].description)
+
+
 def not_found_problem(request: HttpRequest) -> JsonResponse:
     """The 404 of an API address that names no resource (ris.urls handler404 sends /api/ here)."""
-    kind = PROBLEM_TYPES["not-found"]
-    return JsonResponse(
-        {
-            "type": problem_type_uri("not-found"),
-            "title": str(kind.title),
-            "status": 404,
-            "detail": _("No resource at this address; the resources are listed at /api/docs/."),
-            "instance": request.get_full_path(),
-        },
-        status=404,
-        content_type=PROBLEM_CONTENT_TYPE,
+    return _plain_problem(
+        request, "not-found", _("No resource at this address; the resources are listed at /api/docs/.")
     )
 
 

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 from . import validators
@@ -523,7 +524,8 @@ class Order(models.Model):
 
 
 class OrderEventKind(models.TextChoices):
-    BOOKED = "booked", _("Booked")
+    # Not the order page's "Booked" (at a time, by someone): what happened to the order.
+    BOOKED = "booked", pgettext_lazy("order event", "Booked")
     RESCHEDULED = "rescheduled", _("Rescheduled")
     DETAILS_CHANGED = "details_changed", _("Details changed")
     ARRIVED = "arrived", _("Arrived")

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-import pytest
-
-from tests.security.conftest import BASE_DIR, PASSWORD, Browser, free_port, manage, production_env
+from tests.security.conftest import (
+    PASSWORD,
+    Browser,
+    gunicorn_serving,
+    manage,
+    production_env,
+)
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -227,9 +227,6 @@ def _seed_main(spec_path: str, out_path: str) -> None:
 
 def serve(tmp: Path, spec: dict, **extra_env: str) -> Iterator[Server]:
     """Migrate a fresh SQLite file under `tmp`, seed it with `spec`, serve it with gunicorn (1 worker)."""
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
-    if not gunicorn:
-        pytest.fail("gunicorn is not installed in the virtualenv (pip install -r requirements.txt).")
     env = production_env(tmp, **extra_env)
     (tmp / "worklists").mkdir()
     manage(env, "migrate", "--noinput")
@@ -243,32 +240,5 @@ def serve(tmp: Path, spec: dict, **extra_env: str) -> Iterator[Server]:
         f"from tests.api.http import _seed_main; _seed_main({str(spec_path)!r}, {str(out_path)!r})",
     )
     seeded = json.loads(out_path.read_text())
-    port = free_port()
-    log = tmp / "gunicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [gunicorn, "ris.wsgi:application", "-w", "1", "-b", f"127.0.0.1:{port}", "--timeout", "60"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if Caller(port, timeout=2).get("/healthz").status in (200, 503):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with gunicorn_serving(env, tmp) as (port, log):
         yield Server(port, log, seeded)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

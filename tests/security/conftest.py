@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -117,17 +118,13 @@ class Server:
         return Browser(self.port, source)
 
 
-def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Server]:
-    """Migrate a fresh SQLite file, create `users` (password PASSWORD), serve it with gunicorn."""
+@contextmanager
+def gunicorn_serving(env: dict[str, str], tmp: Path) -> Iterator[tuple[int, Path]]:
+    """gunicorn (one sync worker) on the project with `env`, while the context lasts: its port and
+    log. The test fails, never skips, when gunicorn is missing or does not answer /healthz in 30 s."""
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
     if not gunicorn:
         pytest.fail("gunicorn is not installed in the virtualenv (pip install -r requirements.txt).")
-    env = production_env(tmp, **extra_env)
-    (tmp / "worklists").mkdir()
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-    create = "; ".join(f"User.objects.create_user({name!r}, password={PASSWORD!r})" for name in users)
-    manage(env, "shell", "-c", f"from django.contrib.auth.models import User; {create}")
     port = free_port()
     log = tmp / "gunicorn.log"
     with log.open("wb") as out:
@@ -150,7 +147,7 @@ def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Se
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield Server(port, log)
+        yield port, log
     finally:
         proc.terminate()
         try:
@@ -158,6 +155,18 @@ def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Se
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Server]:
+    """Migrate a fresh SQLite file, create `users` (password PASSWORD), serve it with gunicorn."""
+    env = production_env(tmp, **extra_env)
+    (tmp / "worklists").mkdir()
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    create = "; ".join(f"User.objects.create_user({name!r}, password={PASSWORD!r})" for name in users)
+    manage(env, "shell", "-c", f"from django.contrib.auth.models import User; {create}")
+    with gunicorn_serving(env, tmp) as (port, log):
+        yield Server(port, log)
 
 
 @pytest.fixture(scope="session")
