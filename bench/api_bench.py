@@ -383,7 +383,8 @@ def bench_api(bench, py: str, port: int, redis_url: str, root: Path, **http) -> 
         "committed": committed_latency(),
         "form_latency": bench.results.get("latency"),  # the form latency measure, when it ran too
         # The web and worker processes inherit it from this environment (ris/settings.py: 0 by default).
-        "conn_max_age": os.environ.get("DATABASE_CONN_MAX_AGE", "0"),
+        # ris/settings.py reuses connections for 60 s unless DATABASE_CONN_MAX_AGE says otherwise.
+        "conn_max_age": os.environ.get("DATABASE_CONN_MAX_AGE", "60"),
     }
 
 
