@@ -159,8 +159,56 @@ OrderPage = inline_serializer(
 )
 
 
+# One field instance formats every date-time, as OrderSerializer's own fields do (the site's time zone).
+_DATETIME = serializers.DateTimeField()
+
+
+def order_representation(order: Order) -> dict[str, Any]:
+    """OrderSerializer(order).data, built directly: the serializer documents the shape (the schema, and
+    tests hold the two equal), this builds it in a tenth of the time. A ModelSerializer and its three
+    nested ones introspected the models on every answer: 4 of the 22 ms of a booking."""
+    patient, procedure, room = order.patient, order.procedure, order.room
+    return {
+        "id": order.pk,
+        "accession_number": order.accession_number,
+        "study_instance_uid": order.study_instance_uid,
+        "requested_procedure_id": order.requested_procedure_id,
+        "sps_id": order.sps_id,
+        "status": order.status,
+        "patient": {
+            "id": patient.pk,
+            "mrn": patient.mrn,
+            "issuer": patient.issuer,
+            "name": patient.display_name,
+        },
+        "procedure": {
+            "id": procedure.pk,
+            "code_value": procedure.code_value,
+            "code_meaning": procedure.code_meaning,
+            "modality": procedure.modality,
+        },
+        "room": {"id": room.pk, "name": room.name, "ae_title": room.ae_title},
+        "start": _DATETIME.to_representation(order.scheduled_start),
+        "end": _DATETIME.to_representation(order.scheduled_end),
+        "duration_minutes": order.duration_minutes,
+        "priority": order.priority,
+        "referring_physician": order.referring_physician,
+        "requesting_physician": order.requesting_physician,
+        "reason": order.reason,
+        "notes": order.notes,
+        "placer_order_number": order.placer_order_number,
+        "cancel_reason": order.cancel_reason,
+        "discontinue_reason": order.discontinue_reason,
+        "version": order.version,
+        "booked_at": _DATETIME.to_representation(order.booked_at),
+        "updated_at": _DATETIME.to_representation(order.updated_at),
+        "booked_by": order.booked_by.username,
+        "links": {"self": order_url(order), "worklist_item": f"/api/v1/orders/{order.pk}/worklist-item"},
+    }
+
+
 def _answer(order: Order, status: int = 200, headers: dict | None = None) -> Response:
-    return with_etag(Response(OrderSerializer(order).data, status=status, headers=headers), order.version)
+    return with_etag(Response(order_representation(order), status=status, headers=headers), order.version)
 
 
 # --- what a request may say --------------------------------------------------------------------
@@ -471,7 +519,7 @@ class OrderList(ApiView):
         query = _valid(OrderFilterSerializer, request.query_params.dict())
         orders, more = _page(_filtered(request, query), after=query.get("cursor"), limit=query["limit"])
         next_link = _next_link(request, orders[-1]) if more else None
-        return Response({"results": OrderSerializer(orders, many=True).data, "next": next_link})
+        return Response({"results": [order_representation(order) for order in orders], "next": next_link})
 
     @extend_schema(
         operation_id="order_book",

@@ -865,3 +865,18 @@ def test_it_names_the_clinics_times_in_an_opening_hours_refusal(api, booking, to
 
     assert response.status_code == 422
     assert "20:00-20:30" in response.json()["errors"]["start"][0]
+
+
+def test_it_answers_exactly_what_the_documented_serializer_says(
+    api, patient, procedure, room, tomorrow_at, user
+):
+    from api.orders import OrderSerializer, order_representation
+    from scheduling import services
+
+    order = services.order_book(
+        patient=patient, procedure=procedure, room=room, start=tomorrow_at(9), user=user
+    )
+    order = services.order_cancel(order=order, reason="Duplicate", user=user)
+    order.refresh_from_db()
+    assert order_representation(order) == OrderSerializer(order).data
+    assert api.get(f"/api/v1/orders/{order.pk}").json() == OrderSerializer(order).data
