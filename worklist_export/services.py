@@ -79,22 +79,9 @@ def worklist_orders() -> QuerySet[Order]:
 def entry_record_written(
     *, order: Order, path: str, sha: str, source_sha: str, size: int, stamp: str
 ) -> None:
-    now = timezone.now()
-    WorklistEntry.objects.update_or_create(
-        order=order,
-        defaults={
-            "path": path,
-            "content_sha256": sha,
-            "source_sha256": source_sha,
-            "file_size": size,
-            "file_stamp": stamp,
-            "exported_at": now,
-            "removed_at": None,
-            "synced_at": now,
-            "last_error": "",
-            "last_attempt_at": now,
-        },
-    )
+    # One upsert (entries_record_written) rather than update_or_create's select for update, savepoint
+    # and update: a third of the queries of every order's export.
+    entries_record_written(records=[(order.pk, path, sha, source_sha, size, stamp)])
 
 
 ENTRY_WRITTEN_FIELDS = (
