@@ -48,7 +48,16 @@ from scheduling.validators import validate_calendar_date
 
 from .idempotency import idempotent
 from .models import Scope
-from .views import IDEMPOTENCY_KEY, ApiView, if_match_version, problem_responses, with_etag
+from .views import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    ApiView,
+    etag_header,
+    if_match_version,
+    location_header,
+    problem_responses,
+    with_etag,
+)
 
 # A page of the list: LIST_LIMIT orders unless the caller asks for fewer or more (up to LIST_LIMIT_MAX).
 LIST_LIMIT = 50
@@ -57,6 +66,10 @@ LIST_LIMIT_MAX = 200
 
 def order_url(order: Order) -> str:
     return reverse("api:order_detail", args=[order.pk])
+
+
+def order_links(order: Order) -> dict[str, str]:
+    return {"self": order_url(order), "worklist_item": reverse("api:order_worklist_item", args=[order.pk])}
 
 
 # --- what an order looks like -------------------------------------------------------------------
@@ -143,9 +156,7 @@ class OrderSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OrderLinks)
     def get_links(self, order: Order) -> dict[str, str]:
-        url = order_url(order)
-        # The worklist-item resource is in api/worklist.py; its address is fixed by the API's design.
-        return {"self": url, "worklist_item": f"/api/v1/orders/{order.pk}/worklist-item"}
+        return order_links(order)
 
 
 OrderPage = inline_serializer(
@@ -203,7 +214,7 @@ def order_representation(order: Order) -> dict[str, Any]:
         "booked_at": _DATETIME.to_representation(order.booked_at),
         "updated_at": _DATETIME.to_representation(order.updated_at),
         "booked_by": order.booked_by.username,
-        "links": {"self": order_url(order), "worklist_item": f"/api/v1/orders/{order.pk}/worklist-item"},
+        "links": order_links(order),
     }
 
 
@@ -485,19 +496,7 @@ def _next_link(request: Request, last: Order) -> str:
     return f"{request.path}?{query.urlencode()}"
 
 
-IF_MATCH = OpenApiParameter(
-    "If-Match",
-    # What views.if_match_version takes: an ETag ("3", W/"3"), a list (the first counts), or *.
-    {"type": "string", "pattern": r'^\s*(\*|(W/)?"*[0-9]+"*(\s*,.*)?)?\s*$'},
-    OpenApiParameter.HEADER,
-    description=(
-        'The ETag of the order as you read it (like "3"): the change is refused (412) if the order '
-        "changed since. Without it the change is made whatever the order's version."
-    ),
-)
-ETAG = OpenApiParameter(
-    "ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, description="The order's version.", response=[200]
-)
+ETAG = etag_header(200)
 ORDER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The order's id.")
 
 
@@ -533,16 +532,8 @@ class OrderList(ApiView):
         request=OrderBookingSerializer,
         parameters=[
             IDEMPOTENCY_KEY,
-            OpenApiParameter(
-                "Location",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="The new order.",
-                response=[201],
-            ),
-            OpenApiParameter(
-                "ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Its version.", response=[201]
-            ),
+            location_header("The new order."),
+            etag_header(201),
             OpenApiParameter(
                 "Idempotent-Replayed",
                 OpenApiTypes.STR,

@@ -14,8 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +27,16 @@ from scheduling.models import Patient, PregnancyStatus, Sex
 
 from .idempotency import idempotent
 from .models import Scope
-from .views import IDEMPOTENCY_KEY, ApiView, if_match_version, problem_responses, with_etag
+from .views import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    ApiView,
+    etag_header,
+    if_match_version,
+    location_header,
+    problem_responses,
+    with_etag,
+)
 
 SEARCH_LIMIT_DEFAULT = 25
 SEARCH_LIMIT_MAX = 100
@@ -205,26 +213,7 @@ class PatientSearchResultSerializer(serializers.Serializer):
     )
 
 
-IF_MATCH = OpenApiParameter(
-    "If-Match",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    pattern=r'^(W/)?"?[0-9]+"?$',
-    description="The ETag of the record as last read: the change is refused (412) if it changed since.",
-)
-LOCATION = OpenApiParameter(
-    "Location", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[201], description="The new patient."
-)
-
-
-def etag_header(*statuses: int) -> OpenApiParameter:
-    return OpenApiParameter(
-        "ETag",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        response=list(statuses),
-        description="The record's version; send it as If-Match to change the record.",
-    )
+LOCATION = location_header("The new patient.")
 
 
 def _answer(patient: Patient, *, code: int = status.HTTP_200_OK, headers: dict | None = None) -> Response:

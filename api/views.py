@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
@@ -145,3 +146,34 @@ IDEMPOTENCY_KEY = OpenApiParameter(
         "the first answer again (Idempotent-Replayed: true) and changes nothing; another body, a 422."
     ),
 )
+
+
+# The headers of a record's version, as every resource documents them (if_match_version reads If-Match).
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    # What if_match_version takes: an ETag ("3", W/"3"), a list (the first counts), or *.
+    {"type": "string", "pattern": r'^\s*(\*|(W/)?"*[0-9]+"*(\s*,.*)?)?\s*$'},
+    OpenApiParameter.HEADER,
+    description=(
+        'The ETag of the record as you read it (like "3"): the change is refused (412) if the record '
+        "changed since. Without it the change is made whatever the record's version."
+    ),
+)
+
+
+def etag_header(*statuses: int) -> OpenApiParameter:
+    """The ETag response header of `statuses`: the record's version, to send back as If-Match."""
+    return OpenApiParameter(
+        "ETag",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=list(statuses),
+        description="The record's version; send it as If-Match to change the record.",
+    )
+
+
+def location_header(description: str) -> OpenApiParameter:
+    """The Location header of a 201: where the new record is."""
+    return OpenApiParameter(
+        "Location", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[201], description=description
+    )
