@@ -46,6 +46,7 @@ from scheduling.models import Modality, Order, OrderStatus, Patient, Procedure, 
 from scheduling.services import ORDER_DETAIL_FIELDS
 from scheduling.validators import validate_calendar_date
 
+from .catalog import DurationField
 from .idempotency import idempotent
 from .models import Scope
 from .views import (
@@ -239,12 +240,7 @@ def start_field(**kwargs: Any) -> serializers.DateTimeField:
 
 
 def duration_field() -> serializers.IntegerField:
-    return serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=720,
-        help_text="Minutes; the procedure's default duration when left out.",
-    )
+    return DurationField(required=False, help_text="Minutes; the procedure's default duration when left out.")
 
 
 def confirm_field() -> serializers.BooleanField:
