@@ -8,13 +8,13 @@ moved past it.
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from scheduling.events import events_after
 from scheduling.models import OrderEvent, OrderEventKind, OrderStatus
 
 from .problems import order_reference
@@ -79,13 +79,12 @@ class EventQuerySerializer(serializers.Serializer):
 def events_page(*, after: int, limit: int, order_id: int | None = None) -> tuple[list[OrderEvent], bool]:
     """The first `limit` events with an id above `after` (of one order if `order_id`), oldest first,
     and whether more follow them."""
-    events: QuerySet[OrderEvent] = OrderEvent.objects.filter(id__gt=after)
-    if order_id is not None:
-        events = events.filter(order_id=order_id)  # the (order, id) index
     page = list(
-        events.select_related("order", "actor").only(
-            "id", "kind", "status", "version", "at", "order__accession_number", "actor__username"
-        )[: limit + 1]
+        events_after(after, order_id=order_id)
+        .select_related("order", "actor")
+        .only("id", "kind", "status", "version", "at", "order__accession_number", "actor__username")[
+            : limit + 1
+        ]
     )
     return page[:limit], len(page) > limit
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from .models import Order, OrderEvent, OrderEventKind
 
@@ -94,6 +95,10 @@ def order_changed(
     return orders_changed([order], kind, user=user)[0]
 
 
-def events_after(cursor: int, *, limit: int) -> list[OrderEvent]:
-    """The events with an id above `cursor`, oldest first, at most `limit`: what a follower has not seen."""
-    return list(OrderEvent.objects.filter(id__gt=cursor).order_by("id")[:limit])
+def events_after(after: int, *, order_id: int | None = None) -> QuerySet[OrderEvent]:
+    """The events with an id above `after` (of one order if `order_id`), oldest first: what a follower
+    that has seen `after` has not (the API's feed; the HL7 outbox). Slice it for a page."""
+    events = OrderEvent.objects.filter(id__gt=after)
+    if order_id is not None:
+        events = events.filter(order_id=order_id)  # the (order, id) index
+    return events.order_by("id")
