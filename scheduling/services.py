@@ -125,7 +125,7 @@ def _room_taken_error(room: Room, start: datetime, end: datetime) -> ValidationE
 
 
 class StaleVersion(ValidationError):
-    """The order was changed after the caller read it (at `expected`); it is at `version` now.
+    """The order or patient was changed after the caller read it (at `expected`); it is at `version` now.
 
     For a caller that said which version it acted on (an API client's If-Match): moving or cancelling
     an order someone else just moved would act on a state the caller never saw.
@@ -150,11 +150,14 @@ def _refuse_stale(record: Order | Patient, if_version: int | None) -> None:
         raise StaleVersion(expected=if_version, version=record.version)
 
 
-def _active_orders_changed(orders: QuerySet[Order], kind: OrderEventKind) -> None:
-    """An event for each active order of a room or procedure just saved: their worklist items carry
-    its values (the worklist export rewrites those on a worklist now; the others get the new values
-    when they enter it)."""
-    events.orders_changed(orders.filter(status__in=ACTIVE_STATUSES).only("pk", "status", "version"), kind)
+def _active_orders_changed(
+    orders: QuerySet[Order], kind: OrderEventKind, *, user: AbstractBaseUser | None = None
+) -> None:
+    """An event for each active order of a patient, room or procedure just saved: their worklist items
+    carry its values (the worklist export rewrites those on a worklist now; the others get the new
+    values when they enter it)."""
+    active = orders.filter(status__in=ACTIVE_STATUSES).only("pk", "status", "version")
+    events.orders_changed(active, kind, user=user)
 
 
 # --- rooms and the catalog ----------------------------------------------------------------------
@@ -764,11 +767,7 @@ def patient_update(
             if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk):
                 raise error
             patient.save()
-            events.orders_changed(
-                patient.orders.filter(status__in=ACTIVE_STATUSES).only("pk", "status", "version"),
-                OrderEventKind.PATIENT_CHANGED,
-                user=user,
-            )
+            _active_orders_changed(patient.orders.all(), OrderEventKind.PATIENT_CHANGED, user=user)
     except IntegrityError as exc:
         _refuse_taken_mrn(patient, exc)
     return patient
