@@ -319,13 +319,24 @@ HTTP_ROWS = [
     ("admin_orders_search", "Admin order list, name search (?q=<family>)", 300),
     ("admin_patients_mrn", "Admin patient list, search by MRN", 300),
     ("problems", "Worklist problems page", 200),
+    ("api_patients_thai", "API patient search, 3 Thai letters (สมช)", 100),
+    ("api_patients_mrn", "API patient search, exact MRN", 100),
+    ("api_orders_first", "API order list from today, first page (50)", 300),
+    ("api_orders_all_first", "API order list, no filter (the oldest first), first page", 300),
+    ("api_orders_modality", "API order list from today, modality US", 300),
+    ("api_orders_patient", "API order list of one patient", 300),
+    ("api_orders_accession", "API order list, by accession number", 300),
+    ("api_orders_cursor_mid", "API order list, a cursor in the middle of the history", 300),
+    ("api_events", "API event feed, from the start", 100),
     ("free_slots", "Free slots of a room and day", 30),
     ("booking", "Booking POST (test client, CSRF checked)", 150),
     ("board", "Day board, one day of the window", None),
 ]
 QUERY_CONSTANT = {"order_list_first", "order_list_1000", "order_list_filter_first", "order_list_filter_1000",
                   "order_list_last", "order_list_filter_last", "order_list_wide_first",
-                  "admin_orders_first", "admin_orders_999", "admin_orders_search", "admin_patients_mrn"}  # fmt: skip
+                  "admin_orders_first", "admin_orders_999", "admin_orders_search", "admin_patients_mrn",
+                  "api_orders_first", "api_orders_all_first", "api_orders_modality", "api_orders_cursor_mid",
+                  "api_orders_accession"}  # fmt: skip
 
 
 def _ratio(a: float, b: float) -> float:

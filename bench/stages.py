@@ -494,6 +494,19 @@ def _measure(client, method: str, url: str, *, repeat: int, budget: float, data_
     }
 
 
+def _middle_order() -> Order:
+    """An order from the middle of the history (by id): years back at hospital size."""
+    first, last = Order.objects.order_by("pk").values_list("pk", flat=True)[0], Order.objects.latest("pk").pk
+    return Order.objects.filter(pk__gte=(first + last) // 2).order_by("pk").first()
+
+
+def _cursor_at(order: Order) -> str:
+    """The API list's cursor just before `order`: a page deep in the history, as a follower reaches it."""
+    from api.orders import _cursor
+
+    return _cursor(order.scheduled_start, order.pk - 1)
+
+
 def stage_scale_http(args: dict) -> dict:
     """Every front-desk screen of issue 12 on a scale database, in-process through the test client."""
     from urllib.parse import quote
@@ -520,6 +533,16 @@ def stage_scale_http(args: dict) -> dict:
         "admin_orders_search": "/admin/scheduling/order/?q=Smith",
         "admin_patients_mrn": f"/admin/scheduling/patient/?q={mrn}",
         "problems": "/worklist/problems/",
+        # The order API (issue 14), as the logged-in user (its scopes are the user's roles).
+        "api_patients_thai": f"/api/v1/patients?q={quote('สมช')}",
+        "api_patients_mrn": f"/api/v1/patients?q={mrn}",
+        "api_orders_first": f"/api/v1/orders?date_from={today}",
+        "api_orders_all_first": "/api/v1/orders",
+        "api_orders_modality": f"/api/v1/orders?date_from={today}&modality=US",
+        "api_orders_patient": f"/api/v1/orders?patient={Patient.objects.get(mrn=mrn).pk}",
+        "api_orders_accession": f"/api/v1/orders?accession_number={_middle_order().accession_number}",
+        "api_orders_cursor_mid": f"/api/v1/orders?cursor={_cursor_at(_middle_order())}",
+        "api_events": "/api/v1/events?after=0",
     }
     only = args.get("only")
     if only:
