@@ -148,6 +148,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "api",
+    # The HL7 v2 link with the HIS (`manage.py serve_hl7`, the outbox); settings in the section "HL7".
+    "hl7_link",
 ]
 
 MIDDLEWARE = [
@@ -551,3 +553,26 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+
+# --- HL7 (hl7_link: `manage.py serve_hl7`, the outbox to the HIS) ----------------------------------
+# The MLLP listener for ADT, ORM^O01 and OMG^O19 from the hospital information system.
+HL7_PORT = env.int("HL7_PORT", default=2575)
+# Bind to the interface the HIS reaches; each sender may also be held to its addresses (admin).
+HL7_BIND = env("HL7_BIND", default="0.0.0.0")
+# Sending applications (MSH-3) accepted besides the senders configured in the admin (Interface > HL7
+# senders). A name listed here gets its sender record, with the defaults below, at its first message.
+HL7_KNOWN_SENDERS = env.list("HL7_KNOWN_SENDERS", default=[])
+# How a listed sender's bytes are read when MSH-18 is empty: "" (ASCII), "UNICODE UTF-8", "8859/1",
+# "TIS-620" (Thai systems often send TIS-620 without saying so).
+HL7_DEFAULT_CHARSET = env("HL7_DEFAULT_CHARSET", default="")
+# Our own MSH-3 and MSH-4 in ACKs and in the messages we send.
+HL7_APPLICATION = env("HL7_APPLICATION", default="RIS")
+HL7_FACILITY = env("HL7_FACILITY", default="RADIOLOGY")
+# Seconds a connection may stay silent, and the largest frame taken (a bigger one is refused with AR).
+HL7_IDLE_TIMEOUT = env.float("HL7_IDLE_TIMEOUT", default=300)
+HL7_MAX_MESSAGE_BYTES = env.int("HL7_MAX_MESSAGE_BYTES", default=1_048_576)
+# Outbound: seconds to wait for a receiver's connection and ACK, and the longest pause between retries
+# (the backoff doubles from 1 s up to this).
+HL7_SEND_TIMEOUT = env.float("HL7_SEND_TIMEOUT", default=10)
+HL7_RETRY_MAX_SECONDS = env.int("HL7_RETRY_MAX_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["hl7-outbox"] = {"task": "hl7_link.tasks.outbox_run", "schedule": 30.0}

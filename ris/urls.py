@@ -23,6 +23,7 @@ urlpatterns = [
     path("worklist/", include("worklist_export.urls")),
     path("mwl/", include("mwl_server.urls")),
     path("api/", include("api.urls")),
+    path("interface/", include("hl7_link.urls")),
     path("", include("scheduling.urls")),
 ]
 

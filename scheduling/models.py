@@ -117,6 +117,24 @@ class Patient(models.Model):
     pregnancy_status = models.CharField(
         _("pregnancy status"), max_length=1, choices=PregnancyStatus.choices, blank=True
     )
+    # The Thai national ID (13 digits with a check digit), as the HIS sends it in PID-3 (type NI).
+    national_id = models.CharField(
+        _("national ID"),
+        max_length=13,
+        blank=True,
+        validators=[validators.validate_thai_national_id],
+    )
+    # Set when this record was merged into another (HL7 ADT^A40, or an admin's merge): its orders were
+    # moved there; the record stays, so its history and the identifiers it was known by are kept.
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="merged_records",
+        verbose_name=_("merged into"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # One more at every edit (services.patient_update). An edit form carries the version it was opened
@@ -133,6 +151,11 @@ class Patient(models.Model):
         constraints = [
             # An MRN identifies a patient only together with the authority that issued it.
             models.UniqueConstraint(fields=["issuer", "mrn"], name="patient_mrn_unique_per_issuer"),
+            models.UniqueConstraint(
+                fields=["national_id"],
+                condition=~Q(national_id="") & Q(merged_into__isnull=True),
+                name="patient_national_id_unique",
+            ),
         ]
         # The search's indexes on PostgreSQL (MRN prefix, pg_trgm over the names) are in migration
         # 0007_patient_search, as SQL: SQLite has no equivalent and must not get them.
@@ -370,6 +393,9 @@ class Priority(models.TextChoices):
 
 
 class OrderStatus(models.TextChoices):
+    # Ordered (by the HIS over HL7, without a time or with no room free then) and waiting on the front
+    # desk's "To schedule" list: no room, no time, not on any worklist until a clerk books it.
+    REQUESTED = "REQUESTED", _("Requested")
     SCHEDULED = "SCHEDULED", _("Scheduled")
     ARRIVED = "ARRIVED", _("Arrived")
     IN_PROGRESS = "IN_PROGRESS", _("In progress")
@@ -418,14 +444,17 @@ class Order(models.Model):
     study_instance_uid = models.CharField(_("study instance UID"), max_length=64, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="orders")
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="orders")
-    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="orders")
-    scheduled_start = models.DateTimeField(_("scheduled start"))
+    # Room and time are empty only while the order is REQUESTED (a constraint below holds it).
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="orders", null=True, blank=True)
+    scheduled_start = models.DateTimeField(_("scheduled start"), null=True, blank=True)
+    # What the ordering system asked for (HL7 ORC-7/OBR-27/TQ1-7), kept whether or not it was booked then.
+    requested_start = models.DateTimeField(_("requested start"), null=True, blank=True, editable=False)
     duration_minutes = models.PositiveIntegerField(
         _("duration (minutes)"), validators=[validators.validate_duration]
     )
     # Stored rather than computed so PostgreSQL can index [start, end) in the exclusion constraint
     # that guards against double booking; always start + duration, set by the services.
-    scheduled_end = models.DateTimeField(_("scheduled end"), editable=False)
+    scheduled_end = models.DateTimeField(_("scheduled end"), null=True, editable=False)
     priority = models.CharField(
         _("priority"), max_length=16, choices=Priority.choices, default=Priority.ROUTINE
     )
@@ -484,6 +513,12 @@ class Order(models.Model):
                 condition=Q(scheduled_end__gt=models.F("scheduled_start")),
                 name="order_end_after_start",
             ),
+            # Only a requested order waits without a room and a time.
+            models.CheckConstraint(
+                condition=Q(status=OrderStatus.REQUESTED)
+                | Q(room__isnull=False, scheduled_start__isnull=False, scheduled_end__isnull=False),
+                name="order_scheduled_has_room_and_time",
+            ),
             models.CheckConstraint(
                 condition=~Q(status=OrderStatus.CANCELLED) | ~Q(cancel_reason=""),
                 name="order_cancel_has_reason",
@@ -506,6 +541,12 @@ class Order(models.Model):
             models.Index(fields=["scheduled_start", "id"], include=["procedure"], name="order_start_idx"),
             models.Index(fields=["room", "scheduled_start", "id"], name="order_room_start_idx"),
             models.Index(fields=["status", "scheduled_start", "id"], name="order_status_start_idx"),
+            # The "To schedule" list: requested orders, oldest first.
+            models.Index(
+                fields=["booked_at", "id"],
+                condition=Q(status=OrderStatus.REQUESTED),
+                name="order_requested_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -525,6 +566,7 @@ class Order(models.Model):
 
 class OrderEventKind(models.TextChoices):
     # Not the order page's "Booked" (at a time, by someone): what happened to the order.
+    REQUESTED = "requested", pgettext_lazy("order event", "Requested")
     BOOKED = "booked", pgettext_lazy("order event", "Booked")
     RESCHEDULED = "rescheduled", _("Rescheduled")
     DETAILS_CHANGED = "details_changed", _("Details changed")

@@ -27,6 +27,8 @@ from .models import ACTIVE_STATUSES, Order, OrderStatus, Patient, Procedure, Roo
 
 # Which status an order may move to from each status. Anything else is refused with a message.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
+    # A requested order leaves REQUESTED by being booked (services.order_schedule), or is cancelled.
+    OrderStatus.REQUESTED: (OrderStatus.CANCELLED,),
     OrderStatus.SCHEDULED: (OrderStatus.ARRIVED, OrderStatus.CANCELLED),
     OrderStatus.ARRIVED: (OrderStatus.IN_PROGRESS, OrderStatus.CANCELLED),
     OrderStatus.IN_PROGRESS: (OrderStatus.COMPLETED,),

@@ -106,3 +106,23 @@ def validate_weight(value: Decimal) -> None:
 def validate_duration(value: int) -> None:
     if not (1 <= value <= 720):
         raise ValidationError(_("Duration must be between 1 and 720 minutes."), code="duration")
+
+
+def thai_national_id_check_digit(first12: str) -> int:
+    """The check digit of a Thai national ID from its first 12 digits: weights 13..2, mod 11."""
+    total = sum(int(d) * w for d, w in zip(first12, range(13, 1, -1), strict=True))
+    return (11 - total % 11) % 10
+
+
+def validate_thai_national_id(value: str) -> None:
+    """13 digits whose last is the check digit of the first 12 (as on the Thai ID card)."""
+    if not re.fullmatch(r"\d{13}", value or ""):
+        raise ValidationError(
+            _("A national ID has 13 digits (like 1101700203451), without dashes or spaces."),
+            code="national_id_format",
+        )
+    if thai_national_id_check_digit(value[:12]) != int(value[12]):
+        raise ValidationError(
+            _("This national ID's check digit is wrong: check the number against the ID card."),
+            code="national_id_checksum",
+        )
