@@ -513,9 +513,9 @@ class Order(models.Model):
                 condition=Q(scheduled_end__gt=models.F("scheduled_start")),
                 name="order_end_after_start",
             ),
-            # Only a requested order waits without a room and a time.
+            # Only a requested order waits without a room and a time (and stays so when cancelled).
             models.CheckConstraint(
-                condition=Q(status=OrderStatus.REQUESTED)
+                condition=Q(status__in=[OrderStatus.REQUESTED, OrderStatus.CANCELLED])
                 | Q(room__isnull=False, scheduled_start__isnull=False, scheduled_end__isnull=False),
                 name="order_scheduled_has_room_and_time",
             ),
