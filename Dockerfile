@@ -32,7 +32,8 @@ RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin ris \
 USER ris
 
 ENV WORKLIST_DIR=/worklists
-EXPOSE 8000
+# 8000 web (gunicorn), 11112 DICOM (serve_dicom), 2575 HL7 over MLLP (serve_hl7).
+EXPOSE 8000 11112 2575
 
 # The web service; the worker and beat services override the command.
 CMD ["gunicorn", "ris.wsgi", "--workers", "2", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--timeout", "60"]

@@ -33,8 +33,12 @@ run: migrate messages
 	@echo ""
 	@echo "  DICOM worklist/MPPS server: $${DICOM_SERVER_AE:-RISMWL} on port $${DICOM_SERVER_PORT:-11112}"
 	@echo "  Worklist folder reconciled every 60 s (no Celery beat here: export_worklists --every)"
+	@echo "  HL7 listener (MLLP) for the HIS: $(HOST):$${HL7_PORT:-2575}, senders $${HL7_KNOWN_SENDERS:-configured in the admin}"
+	@echo "  HL7 outbox to the HIS's receivers sent every 10 s (hl7_outbox --every)"
 	$(BIN)/python manage.py serve_dicom --stop-with-parent --bind $(HOST) & \
 	$(BIN)/python manage.py export_worklists --every 60 --stop-with-parent & \
+	$(BIN)/python manage.py serve_hl7 --stop-with-parent --bind $(HOST) & \
+	$(BIN)/python manage.py hl7_outbox --every 10 --stop-with-parent & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The real peers of the test tiers (dcmtk, Orthanc, Chromium, PostgreSQL, Redis...): as root, installed

@@ -530,6 +530,11 @@ class Bench:
             http_request=http_request,
         )
 
+    # --- 7. the HL7 v2 link ------------------------------------------------------------------------------
+
+    def bench_hl7(self) -> None:
+        self.results["hl7"] = hl7_bench.bench_hl7(self, PY, yardstick)
+
     # --- 3. day board ----------------------------------------------------------------------------------
 
     def bench_board(self, day: date) -> None:
@@ -764,6 +769,8 @@ Redis {machine["redis"]}, DCMTK {machine["dcmtk"]}.
 
 {scale_document(r["scale"], markdown)}
 
+{hl7_bench.hl7_document(r["hl7"], markdown)}
+
 ## How each figure is made
 
 Data: 8 rooms (2 CT, 2 MR, 2 US, 2 DX; one DX takes Latin-1 only and gets romanised names), the 20
@@ -835,8 +842,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma-separated measures to run while working on one (export, mwl, latency, load, api, "
-        "board, scale): prints their raw figures and leaves the document alone, except api and scale, "
-        "whose sections of the document are replaced (BENCH_SCALE_SIZES=small to run one size)",
+        "hl7, board, scale): prints their raw figures and leaves the document alone, except api, hl7 and "
+        "scale, whose sections of the document are replaced (BENCH_SCALE_SIZES=small to run one size)",
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -854,6 +861,7 @@ def main() -> None:
                 ("latency", lambda: bench.bench_latency(bench.web_port, first_free)),
                 ("load", lambda: bench.bench_load(bench.web_port, first_free + timedelta(days=1))),
                 ("api", bench.bench_api),
+                ("hl7", bench.bench_hl7),
                 ("board", lambda: bench.bench_board(first_free + timedelta(days=60))),
                 ("scale", bench.bench_scale),
             ]
@@ -867,17 +875,22 @@ def main() -> None:
                 measure()
             machine = bench.machine()
             machine["yardstick"] = (speed_before, yardstick())
-            if "api" in bench.results:
-                # The API section may be rewritten on its own (--only api): it names its machine itself.
-                bench.results["api"]["machine"] = (
-                    f"{machine['cpu']}; CPU yardstick {machine['yardstick'][0]:.2f} s before the run and "
-                    f"{machine['yardstick'][1]:.2f} s after it, {machine['date']}"
-                )
+            # The API and HL7 sections may be rewritten on their own (--only api, --only hl7): each names
+            # its machine itself.
+            for section in ("api", "hl7"):
+                if section in bench.results:
+                    bench.results[section]["machine"] = (
+                        f"{machine['cpu']}; CPU yardstick {machine['yardstick'][0]:.2f} s before the run and "
+                        f"{machine['yardstick'][1]:.2f} s after it, {machine['date']}"
+                    )
         finally:
             bench.teardown()
     total = clock.perf_counter() - started
     if only is not None:
         print(json.dumps(bench.results, indent=2, default=str))
+        if "hl7" in bench.results:
+            print(markdown(hl7_bench.hl7_rows(bench.results["hl7"])))
+            replace_section(Path(args.output), "hl7", hl7_bench.hl7_document(bench.results["hl7"], markdown))
         if "scale" in bench.results:
             # The scale section alone: its table, and its part of docs/BENCHMARKS.md replaced in place.
             print(markdown(scale_rows(bench.results["scale"])))
@@ -897,6 +910,8 @@ def main() -> None:
     print(markdown(api_bench.api_rows(bench.results["api"])))
     print()
     print(markdown(scale_rows(bench.results["scale"])))
+    print()
+    print(markdown(hl7_bench.hl7_rows(bench.results["hl7"])))
     yard = machine["yardstick"]
     print(
         f"\nTotal {total:.0f} s, CPU yardstick {yard[0]:.2f} s before and {yard[1]:.2f} s after. Written to {args.output}"
@@ -908,6 +923,7 @@ def main() -> None:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api_bench  # noqa: E402
+import hl7_bench  # noqa: E402
 import scale_bench  # noqa: E402
 from scale_bench import scale_document, scale_rows  # noqa: E402
 

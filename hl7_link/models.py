@@ -241,6 +241,8 @@ class OutboundMessage(models.Model):
                 condition=Q(state="pending"),
                 name="hl7_outbound_pending_idx",
             ),
+            # The Interface page's list of messages the receiver refused, newest first.
+            models.Index(fields=["id"], condition=Q(state="rejected"), name="hl7_outbound_rejected_idx"),
         ]
 
     def __str__(self) -> str:

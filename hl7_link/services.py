@@ -90,5 +90,16 @@ def receiver_save(*, receiver: Receiver) -> Receiver:
     with transaction.atomic():
         if receiver.pk is None:
             receiver.last_event_id = OrderEvent.objects.aggregate(last=Max("id"))["last"] or 0
-        receiver.save()
+            receiver.save()
+        else:
+            # The configuration only: the cursor and the delivery state belong to the outbox, which
+            # moves them while an admin has the form open; saving them back would undo its work.
+            state = {"last_event_id", "failures", "next_attempt_at", "last_error"}
+            receiver.save(
+                update_fields=[
+                    f.name
+                    for f in Receiver._meta.concrete_fields
+                    if not f.primary_key and f.name not in state
+                ]
+            )
     return receiver

@@ -190,6 +190,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "scheduling.roles.roles_context",
+                "scheduling.context_processors.to_schedule",
                 "ris.idle.idle_logout",
             ],
         },

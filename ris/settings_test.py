@@ -25,7 +25,8 @@ if "DATABASE_URL" not in os.environ:
 AXES_ENABLED = False
 CELERY_BROKER_URL = ""
 CELERY_TASK_ALWAYS_EAGER = True
-WORKLIST_DIR = tempfile.mkdtemp(prefix="ris-worklists-")
+# A subprocess server a test starts (serve_hl7, serve_dicom) is told the test's folder in WORKLIST_DIR.
+WORKLIST_DIR = os.environ.get("WORKLIST_DIR") or tempfile.mkdtemp(prefix="ris-worklists-")
 LANGUAGE_CODE = "en"
 # WhiteNoise warns on every request when STATIC_ROOT does not exist; tests never collect static files.
 STATIC_ROOT = tempfile.mkdtemp(prefix="ris-static-")

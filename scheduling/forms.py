@@ -124,6 +124,11 @@ class PatientForm(forms.ModelForm):
             taken = services.mrn_taken(mrn=mrn, issuer=issuer, exclude_pk=self.instance.pk)
             if taken is not None:
                 add_service_error(self, taken)
+        if national_id := cleaned.get("national_id"):
+            # At the field, as the MRN: the model's own words name the constraint, not the other patient.
+            taken = services.national_id_taken(national_id=national_id, exclude_pk=self.instance.pk)
+            if taken is not None and self.instance.merged_into_id is None:
+                add_service_error(self, taken)
         check_edit_conflict(self, {name: cleaned[name] for name in PATIENT_FIELDS if name in cleaned})
         return cleaned
 
@@ -320,14 +325,33 @@ class RescheduleForm(SlotFormMixin, forms.Form):
         cleaned = super().clean()
         self._start(cleaned)
         if not self.errors and "start" in cleaned:
-            problems = rules.check_reschedule(
-                order=self.order,
-                start=cleaned["start"],
-                room=cleaned["room"],
-                confirm_patient_overlap=cleaned["confirm_patient_overlap"],
-            )
-            add_problems(self, problems, BOOKING_ERROR_FIELDS)
+            add_problems(self, self._problems(cleaned), BOOKING_ERROR_FIELDS)
         return cleaned
+
+    def _problems(self, cleaned: dict[str, Any]) -> list[rules.Problem]:
+        return rules.check_reschedule(
+            order=self.order,
+            start=cleaned["start"],
+            room=cleaned["room"],
+            confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+        )
+
+
+class ScheduleForm(RescheduleForm):
+    """The booking of a requested order (the To schedule list's "Book"): a room of its procedure's
+    modality, a day and a free start time, held to the rules of a booking."""
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        super().__init__(*args, order=order, **kwargs)
+        self.fields["room"].queryset = Room.objects.filter(active=True, modality=order.procedure.modality)
+
+    def _problems(self, cleaned: dict[str, Any]) -> list[rules.Problem]:
+        return rules.check_schedule(
+            order=self.order,
+            room=cleaned["room"],
+            start=cleaned["start"],
+            confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+        )
 
 
 class SlotQueryForm(forms.Form):

@@ -38,6 +38,14 @@ ADMIN_PERMISSIONS = {
     "access_audit": {"accessevent": ("view",)},
     # API clients (api/admin.py); granted by api's migration 0002. Never deleted: disabled.
     "api": {"apiclient": ("add", "change", "view")},
+    # The HL7 link (hl7_link/admin.py); granted by hl7_link's migration 0002. Senders are disabled,
+    # never deleted; the message log and the outbox are records, read-only.
+    "hl7_link": {
+        "sender": ("add", "change", "view"),
+        "receiver": ("add", "change", "delete", "view"),
+        "message": ("view",),
+        "outboundmessage": ("view",),
+    },
     "auth": {"user": ("add", "change", "view"), "group": ("view",)},
 }
 
@@ -102,4 +110,10 @@ def roles_context(request: HttpRequest) -> dict[str, dict[str, bool]]:
     user cannot use. The views check again: hiding a button is a courtesy, not the control."""
     user = getattr(request, "user", None)
     have = user_roles(user) if user is not None else set()
-    return {"roles": {"front_desk": FRONT_DESK in have, "technologist": TECHNOLOGIST in have}}
+    return {
+        "roles": {
+            "front_desk": FRONT_DESK in have,
+            "technologist": TECHNOLOGIST in have,
+            "admin": ADMIN in have,
+        }
+    }

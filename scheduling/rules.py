@@ -40,8 +40,10 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 # from IN_PROGRESS to ARRIVED is the modality's call (MPPS DISCONTINUED), made through order_discontinue.
 DISCONTINUABLE = (OrderStatus.IN_PROGRESS,)
 RESCHEDULABLE = (OrderStatus.SCHEDULED, OrderStatus.ARRIVED)
-# The details of an order can be changed while it is on a worklist.
-EDITABLE = ACTIVE_STATUSES
+# Booked with services.order_schedule: a requested order gets its room and time.
+SCHEDULABLE = (OrderStatus.REQUESTED,)
+# The details of an order can be changed while it waits to be booked and while it is on a worklist.
+EDITABLE = (OrderStatus.REQUESTED, *ACTIVE_STATUSES)
 
 # The longest cancellation or discontinuation reason kept (the column's length).
 REASON_MAX = 200
@@ -96,6 +98,26 @@ def raise_problems(problems: Iterable[Problem]) -> None:
 
 
 # --- the booking rules, one each ------------------------------------------------------------------
+
+
+def patient_not_merged(patient: Patient) -> Problem | None:
+    """A record merged into another holds no orders: its exams are booked for the record it became."""
+    if patient.merged_into_id is None:
+        return None
+    return Problem(
+        "patient",
+        _("%(patient)s was merged into the record with MRN %(mrn)s: book for that record.")
+        % {"patient": patient.display_name, "mrn": patient.merged_into.mrn},
+        "patient_merged",
+    )
+
+
+def duration_valid(duration_minutes: int) -> Problem | None:
+    try:
+        validators.validate_duration(duration_minutes)
+    except ValidationError as exc:
+        return Problem("duration_minutes", exc.messages[0], "duration")
+    return None
 
 
 def room_in_service(room: Room) -> Problem | None:
@@ -252,15 +274,13 @@ def check_booking(
     if timezone.is_naive(start):
         raise ValueError("scheduled start must be timezone-aware")
     refusals = [
+        patient_not_merged(patient),
         room_in_service(room),
         procedure_offered(procedure),
         room_fits_procedure(room, procedure),
         not_in_past(start) or within_horizon(start),
+        duration_valid(duration_minutes),
     ]
-    try:
-        validators.validate_duration(duration_minutes)
-    except ValidationError as exc:
-        refusals.append(Problem("duration_minutes", exc.messages[0], "duration"))
     # Without a sane start and length there is no end to check the hours and the room against.
     if any(p is not None and p.code in ("too_far_ahead", "duration") for p in refusals):
         return _first_per_field(p for p in refusals if p is not None)
@@ -286,9 +306,61 @@ def _first_per_field(problems: Iterable[Problem]) -> list[Problem]:
     return first
 
 
+def check_request(
+    *, patient: Patient, procedure: Procedure, duration_minutes: int, requested_start: datetime | None
+) -> list[Problem]:
+    """Whether an order of `procedure` for `patient` may wait to be booked (services.order_request): the
+    rules of a booking that do not depend on a room or a time; writes nothing."""
+    if requested_start is not None and timezone.is_naive(requested_start):
+        raise ValueError("requested start must be timezone-aware")
+    refusals = [patient_not_merged(patient), procedure_offered(procedure), duration_valid(duration_minutes)]
+    return [p for p in refusals if p is not None]
+
+
+def check_schedulable(order: Order) -> list[Problem]:
+    if order.status in SCHEDULABLE:
+        return []
+    return [
+        Problem(
+            None,
+            _("Order %(accession)s is %(status)s, not waiting to be booked: reschedule it instead.")
+            % {"accession": order.accession_number, "status": order.get_status_display().lower()},
+            "not_requested",
+        )
+    ]
+
+
+def check_schedule(
+    *,
+    order: Order,
+    room: Room,
+    start: datetime,
+    duration_minutes: int | None = None,
+    confirm_patient_overlap: bool = False,
+) -> list[Problem]:
+    """Whether the requested `order` may be booked in `room` at `start`: the rules of a booking; writes
+    nothing."""
+    return check_schedulable(order) or check_booking(
+        patient=order.patient,
+        procedure=order.procedure,
+        room=room,
+        start=start,
+        duration_minutes=duration_minutes or order.duration_minutes,
+        confirm_patient_overlap=confirm_patient_overlap,
+    )
+
+
 def check_reschedulable(order: Order) -> list[Problem]:
     if order.status in RESCHEDULABLE:
         return []
+    if order.status in SCHEDULABLE:
+        return [
+            Problem(
+                None,
+                _("This order is requested and not booked yet: book it from the To schedule list."),
+                "not_reschedulable",
+            )
+        ]
     return [
         Problem(
             None,
@@ -357,3 +429,32 @@ def check_editable(*, order: Order) -> list[Problem]:
             "not_editable",
         )
     ]
+
+
+def check_merge(*, source: Patient, target: Patient) -> list[Problem]:
+    """Whether the record `source` may be merged into `target` (services.patient_merge); writes nothing.
+
+    A merge is final: a record merged already, or into one that is itself merged, would leave orders
+    on a record nobody looks up any more.
+    """
+    if source.pk == target.pk:
+        return [Problem(None, _("A patient record cannot be merged into itself."), "merge_into_self")]
+    if source.merged_into_id is not None:
+        return [
+            Problem(
+                None,
+                _("The record with MRN %(mrn)s was already merged into another record.")
+                % {"mrn": source.mrn},
+                "already_merged",
+            )
+        ]
+    if target.merged_into_id is not None:
+        return [
+            Problem(
+                None,
+                _("The record with MRN %(mrn)s was itself merged into another record: merge into that one.")
+                % {"mrn": target.mrn},
+                "merge_into_merged",
+            )
+        ]
+    return []

@@ -8,12 +8,12 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import F, Func, Q, QuerySet, TextField, Value
+from django.db.models import Case, F, Func, IntegerField, Q, QuerySet, TextField, Value, When
 from django.db.models.functions import Coalesce, Replace
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from .models import OpeningHours, Order, Patient, Procedure, Room
+from .models import OpeningHours, Order, OrderStatus, Patient, Priority, Procedure, Room
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -275,6 +275,33 @@ class OrderListPaginator(Paginator):
         ids = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
         by_id = Order.objects.select_related("patient", "procedure", "room").in_bulk(ids)
         return Page([by_id[pk] for pk in ids if pk in by_id], number, self)
+
+
+# --- the To schedule list ------------------------------------------------------------------------
+
+
+def orders_to_schedule() -> QuerySet[Order]:
+    """The requested orders waiting for a clerk to book them: the most urgent first (STAT, HIGH, ... in
+    the order DICOM lists the priorities), then the oldest request first (received, then id).
+
+    Read through the partial index order_requested_idx, which holds the requested orders alone: the
+    sort is over those few, however many orders the department has booked.
+    """
+    urgency = Case(
+        *(When(priority=value, then=Value(rank)) for rank, value in enumerate(Priority.values)),
+        default=Value(len(Priority.values)),
+        output_field=IntegerField(),
+    )
+    return (
+        Order.objects.filter(status=OrderStatus.REQUESTED)
+        .select_related("patient", "procedure", "booked_by")
+        .order_by(urgency, "booked_at", "pk")
+    )
+
+
+def orders_to_schedule_count() -> int:
+    """How many requested orders wait: one COUNT over the partial index (the navigation's badge)."""
+    return Order.objects.filter(status=OrderStatus.REQUESTED).count()
 
 
 @dataclass

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NoReturn
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -44,6 +46,7 @@ from .models import (
 PatientOverlapWarning = rules.PatientOverlapWarning
 TRANSITIONS = rules.TRANSITIONS
 RESCHEDULABLE = rules.RESCHEDULABLE
+SCHEDULABLE = rules.SCHEDULABLE
 EDITABLE = rules.EDITABLE
 DISCONTINUABLE = rules.DISCONTINUABLE
 
@@ -100,8 +103,8 @@ def study_uid_new() -> str:
 def _lock_rooms(*rooms: Room) -> None:
     # Lock in primary-key order so two reschedules between the same rooms cannot deadlock.
     # On PostgreSQL this serialises bookings per room; SQLite serialises all writers anyway
-    # (transaction_mode IMMEDIATE in settings).
-    pks = sorted({room.pk for room in rooms})
+    # (transaction_mode IMMEDIATE in settings). A requested order has no room (None) to lock yet.
+    pks = sorted({room.pk for room in rooms if room is not None})
     list(Room.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
 
 
@@ -190,6 +193,100 @@ def procedure_save(*, procedure: Procedure) -> Procedure:
 # --- orders -----------------------------------------------------------------------------------
 
 
+def _order_new(
+    *,
+    patient: Patient,
+    procedure: Procedure,
+    user: AbstractBaseUser,
+    duration_minutes: int | None,
+    priority: str,
+    referring_physician: str,
+    requesting_physician: str,
+    reason: str,
+    notes: str,
+    placer_order_number: str,
+    placer_authority: str,
+) -> Order:
+    """A new order of `procedure` for `patient`, unsaved, with its details stripped as the forms strip
+    them: no room, time or numbers yet (_order_put places it, _order_save_new numbers and saves it)."""
+    number = placer_order_number.strip()
+    return Order(
+        patient=patient,
+        procedure=procedure,
+        duration_minutes=duration_minutes or procedure.default_duration,
+        priority=priority,
+        referring_physician=referring_physician.strip(),
+        requesting_physician=requesting_physician.strip(),
+        reason=reason.strip(),
+        notes=notes.strip(),
+        placer_order_number=number,
+        placer_authority=placer_authority if number else "",
+        booked_by=user,
+    )
+
+
+def _order_put(order: Order, *, room: Room, start: datetime) -> None:
+    """Give `order` its room and time, the end from its duration: what booking an order sets."""
+    order.room = room
+    order.scheduled_start = start
+    order.scheduled_end = start + timedelta(minutes=order.duration_minutes)
+
+
+def _order_save_new(order: Order, *, user: AbstractBaseUser, kind: OrderEventKind) -> Order:
+    """Number a new order (accession, procedure and step IDs, study UID), save it and write its first
+    event, in the caller's transaction. Refuses a placer number its authority already gave an order."""
+    if order.placer_order_number and (
+        error := placer_number_taken(number=order.placer_order_number, authority=order.placer_authority)
+    ):
+        raise error
+    accession = accession_next(day=timezone.localdate())
+    order.accession_number = accession
+    order.requested_procedure_id = accession
+    order.sps_id = f"{accession}S1"
+    order.study_instance_uid = study_uid_new()
+    # The fields' own validators (names, texts, duration). Not the foreign keys, loaded a moment ago,
+    # nor the uniqueness of a fresh accession number and UID or the check constraints on the end and
+    # the status, which the database enforces anyway: twelve queries per booking.
+    order.full_clean(
+        exclude=["patient", "procedure", "room", "booked_by"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
+    order._history_user = user
+    order.save()
+    events.order_changed(order, kind, user=user)
+    return order
+
+
+@contextmanager
+def _booking_in(room: Room, start: datetime, duration_minutes: int) -> Iterator[None]:
+    """A transaction holding `room` locked, in which an order is booked there from `start`.
+
+    The booking rules checked inside see every booking of the room committed before, and no other
+    booking of the room commits until this one has: of two clerks taking one slot, one books and the
+    other is refused. A race the lock cannot prevent (a write that did not come through here) is caught
+    by the PostgreSQL exclusion constraint and refused as the check would have refused it.
+    """
+    try:
+        with transaction.atomic():
+            _lock_rooms(room)
+            yield
+    except IntegrityError as exc:
+        if "order_room_no_overlap" in str(exc):
+            raise _room_taken_error(room, start, start + timedelta(minutes=duration_minutes)) from exc
+        raise
+
+
+def _refuse_taken_placer_number(order: Order, exc: IntegrityError) -> NoReturn:
+    # Two orders under one placer number in the same instant (in different rooms, or waiting without
+    # one, so no lock is shared): said as the check would have said it, rather than a server error.
+    if "order_placer_number_unique" in str(exc) and (
+        error := placer_number_taken(number=order.placer_order_number, authority=order.placer_authority)
+    ):
+        raise error from exc
+    raise exc
+
+
 def order_book(
     *,
     patient: Patient,
@@ -206,79 +303,298 @@ def order_book(
     confirm_patient_overlap: bool = False,
     placer_order_number: str = "",
     placer_authority: str = "",
+    requested_start: datetime | None = None,
 ) -> Order:
     """Book `procedure` for `patient` in `room` at `start` and queue its worklist item.
 
     `placer_order_number`: the ordering system's number for this order, unique per `placer_authority`
     (an API client, an HL7 sender): a second booking under the same number is refused at that field,
-    naming the order that has it, so a client's retry cannot book twice.
+    naming the order that has it, so a client's retry cannot book twice. `requested_start`: the time
+    the ordering system asked for (order_place), kept on the order as it is on a requested one.
 
     Held to rules.check_booking with the room locked: refuses (ValidationError) a time in the past,
     outside the room's opening hours, a room of another modality, or a room already booked then; warns
     (PatientOverlapWarning) when the patient has another exam at an overlapping time, unless
     confirm_patient_overlap.
     """
-    duration_minutes = duration_minutes or procedure.default_duration
+    order = _order_new(
+        patient=patient,
+        procedure=procedure,
+        user=user,
+        duration_minutes=duration_minutes,
+        priority=priority,
+        referring_physician=referring_physician,
+        requesting_physician=requesting_physician,
+        reason=reason,
+        notes=notes,
+        placer_order_number=placer_order_number,
+        placer_authority=placer_authority,
+    )
     try:
-        with transaction.atomic():
-            _lock_rooms(room)
+        with _booking_in(room, start, order.duration_minutes):
             rules.raise_problems(
                 rules.check_booking(
                     patient=patient,
                     procedure=procedure,
                     room=room,
                     start=start,
-                    duration_minutes=duration_minutes,
+                    duration_minutes=order.duration_minutes,
                     confirm_patient_overlap=confirm_patient_overlap,
                 )
             )
-            placer_order_number = placer_order_number.strip()
-            if placer_order_number and (
-                error := placer_number_taken(number=placer_order_number, authority=placer_authority)
-            ):
-                raise error
-            accession = accession_next(day=timezone.localdate())
-            order = Order(
-                accession_number=accession,
-                requested_procedure_id=accession,
-                sps_id=f"{accession}S1",
-                study_instance_uid=study_uid_new(),
-                patient=patient,
-                procedure=procedure,
-                room=room,
-                scheduled_start=start,
-                duration_minutes=duration_minutes,
-                scheduled_end=start + timedelta(minutes=duration_minutes),
-                priority=priority,
-                referring_physician=referring_physician.strip(),
-                requesting_physician=requesting_physician.strip(),
-                reason=reason.strip(),
-                notes=notes.strip(),
-                placer_order_number=placer_order_number,
-                placer_authority=placer_authority if placer_order_number else "",
-                booked_by=user,
-            )
-            # The fields' own validators (names, texts, duration). Not the foreign keys, loaded a moment
-            # ago, nor the uniqueness of a fresh accession number and UID or the check constraints on
-            # the end and the status, which the database enforces anyway: twelve queries per booking.
-            order.full_clean(
-                exclude=["patient", "procedure", "room", "booked_by"],
-                validate_unique=False,
-                validate_constraints=False,
-            )
-            order._history_user = user
-            order.save()
-            events.order_changed(order, OrderEventKind.BOOKED, user=user)
+            _order_put(order, room=room, start=start)
+            order.requested_start = requested_start
+            _order_save_new(order, user=user, kind=OrderEventKind.BOOKED)
     except IntegrityError as exc:
-        # The PostgreSQL exclusion constraint caught a race the lock could not (e.g. a direct SQL write).
-        if "order_room_no_overlap" in str(exc):
-            raise _room_taken_error(room, start, start + timedelta(minutes=duration_minutes)) from exc
-        # Two bookings under one placer number in the same instant (rooms differ, so no lock is shared).
-        if "order_placer_number_unique" in str(exc) and (
-            error := placer_number_taken(number=placer_order_number, authority=placer_authority)
-        ):
-            raise error from exc
-        raise
+        _refuse_taken_placer_number(order, exc)
+    return order
+
+
+def order_request(
+    *,
+    patient: Patient,
+    procedure: Procedure,
+    user: AbstractBaseUser,
+    requested_start: datetime | None = None,
+    duration_minutes: int | None = None,
+    priority: str = Priority.ROUTINE,
+    referring_physician: str = "",
+    requesting_physician: str = "",
+    reason: str = "",
+    notes: str = "",
+    placer_order_number: str = "",
+    placer_authority: str = "",
+) -> Order:
+    """Take an order that waits to be booked: REQUESTED, with no room or time, on the front desk's To
+    schedule list until a clerk books it (order_schedule). `requested_start`: when the ordering system
+    asked for it, shown on the list and offered first.
+
+    It is numbered now (accession number, procedure and step IDs, study UID): the HIS hears the
+    accession back at once, as the filler order number of its HL7 acknowledgement, and keeps it when
+    the order is booked. Refuses (ValidationError) a procedure no longer offered, a patient record
+    merged into another, a duration out of bounds, and a placer number its authority already used.
+    """
+    order = _order_new(
+        patient=patient,
+        procedure=procedure,
+        user=user,
+        duration_minutes=duration_minutes,
+        priority=priority,
+        referring_physician=referring_physician,
+        requesting_physician=requesting_physician,
+        reason=reason,
+        notes=notes,
+        placer_order_number=placer_order_number,
+        placer_authority=placer_authority,
+    )
+    rules.raise_problems(
+        rules.check_request(
+            patient=patient,
+            procedure=procedure,
+            duration_minutes=order.duration_minutes,
+            requested_start=requested_start,
+        )
+    )
+    order.status = OrderStatus.REQUESTED
+    order.requested_start = requested_start
+    try:
+        with transaction.atomic():
+            _order_save_new(order, user=user, kind=OrderEventKind.REQUESTED)
+    except IntegrityError as exc:
+        _refuse_taken_placer_number(order, exc)
+    return order
+
+
+def rooms_for(procedure: Procedure) -> QuerySet[Room]:
+    """The rooms in service that do `procedure`'s modality, by name: where order_place looks for one
+    free, first to last."""
+    return (
+        Room.objects.filter(active=True, modality=procedure.modality)
+        .order_by("name", "pk")
+        .prefetch_related("opening_hours")
+    )
+
+
+def _first_free(rooms: Sequence[Room], book: Callable[[Room], Order]) -> tuple[Order | None, list[str]]:
+    """`book` in each of `rooms` in turn, each try in its own savepoint, until one books: that order,
+    or None and what each refusal said (each said once).
+
+    A patient-overlap warning counts as a refusal: nobody at the ordering system can confirm it, so
+    the order waits for a clerk who can. A refused try leaves nothing behind, nor its room's lock.
+    """
+    said: list[str] = []
+    for room in rooms:
+        try:
+            with transaction.atomic():
+                return book(room), []
+        except PatientOverlapWarning:
+            message = _("The patient already has an exam at that time: a clerk must confirm a second one.")
+        except ValidationError as error:
+            message = " ".join(error.messages)
+        if message not in said:
+            said.append(message)
+    return None, said
+
+
+def _not_placed(*, start: datetime | None, rooms: Sequence[Room], said: Sequence[str]) -> str:
+    """Why an order was not booked at `start`, for the ordering system's log (order.placement_note)."""
+    if start is None:
+        return _("No start time was requested: the order waits on the To schedule list.")
+    if not rooms:
+        return _("No room in service does this procedure: the order waits on the To schedule list.")
+    return _("Not booked at %(start)s: %(reasons)s The order waits on the To schedule list.") % {
+        "start": f"{timezone.localtime(start):%Y-%m-%d %H:%M}",
+        "reasons": " ".join(said),
+    }
+
+
+def order_place(
+    *,
+    patient: Patient,
+    procedure: Procedure,
+    user: AbstractBaseUser,
+    start: datetime | None,
+    rooms: Sequence[Room] | None = None,
+    duration_minutes: int | None = None,
+    priority: str = Priority.ROUTINE,
+    referring_physician: str = "",
+    requesting_physician: str = "",
+    reason: str = "",
+    notes: str = "",
+    placer_order_number: str = "",
+    placer_authority: str = "",
+) -> Order:
+    """An order from the ordering system (the HIS over HL7): booked at `start` when a room is free then,
+    else waiting to be booked (order_request, with requested_start = start).
+
+    The rooms are tried in turn, `rooms` or rooms_for(procedure), each held to the booking rules as
+    order_book holds a clerk's booking; the first that takes it books it. One transaction. Sets
+    `order.placement_note`: why it was not booked ("" when it was), for the acknowledgement and the log.
+    """
+    details = {
+        "duration_minutes": duration_minutes,
+        "priority": priority,
+        "referring_physician": referring_physician,
+        "requesting_physician": requesting_physician,
+        "reason": reason,
+        "notes": notes,
+        "placer_order_number": placer_order_number,
+        "placer_authority": placer_authority,
+    }
+    with transaction.atomic():
+        candidates = list(rooms_for(procedure) if rooms is None else rooms)
+        order, said = None, []
+        # A number already used is refused as such, not tried in every room and then refused anyway.
+        number = placer_order_number.strip()
+        if number and (error := placer_number_taken(number=number, authority=placer_authority)):
+            raise error
+        if start is not None:
+            order, said = _first_free(
+                candidates,
+                lambda room: order_book(
+                    patient=patient,
+                    procedure=procedure,
+                    room=room,
+                    start=start,
+                    user=user,
+                    requested_start=start,
+                    **details,
+                ),
+            )
+        if order is not None:
+            order.placement_note = ""
+            return order
+        order = order_request(
+            patient=patient, procedure=procedure, user=user, requested_start=start, **details
+        )
+    order.placement_note = _not_placed(start=start, rooms=candidates, said=said)
+    return order
+
+
+def order_schedule(
+    *,
+    order: Order,
+    room: Room,
+    start: datetime,
+    user: AbstractBaseUser,
+    duration_minutes: int | None = None,
+    confirm_patient_overlap: bool = False,
+    if_version: int | None = None,
+) -> Order:
+    """Book the requested `order` in `room` at `start` (the front desk's To schedule list, the API):
+    SCHEDULED, on the worklist, the ordering system told (event BOOKED).
+
+    Held to the rules of a booking with the room locked, as order_book. Its accession number, study UID
+    and placer number stay: the ordering system knows the order by them. Refuses (ValidationError) an
+    order that is not requested (a booked one is moved with order_reschedule). `duration_minutes`: the
+    order's own when not given. `if_version`: refuse (StaleVersion) unless the order is still at this
+    version (an API If-Match).
+    """
+    duration = duration_minutes or order.duration_minutes
+    with _booking_in(room, start, duration):
+        order = _locked(order)
+        _refuse_stale(order, if_version)
+        rules.raise_problems(
+            rules.check_schedule(
+                order=order,
+                room=room,
+                start=start,
+                duration_minutes=duration,
+                confirm_patient_overlap=confirm_patient_overlap,
+            )
+        )
+        order._history_user = user
+        order.duration_minutes = duration
+        _order_put(order, room=room, start=start)
+        order.status = OrderStatus.SCHEDULED
+        order.version += 1
+        order.save(
+            update_fields=[
+                "room",
+                "scheduled_start",
+                "scheduled_end",
+                "duration_minutes",
+                "status",
+                "version",
+                "updated_at",
+            ]
+        )
+        events.order_changed(order, OrderEventKind.BOOKED, user=user)
+    return order
+
+
+def order_try_schedule(
+    *,
+    order: Order,
+    user: AbstractBaseUser,
+    start: datetime | None,
+    rooms: Sequence[Room] | None = None,
+) -> Order:
+    """A new time for a requested order from the ordering system (HL7 ORC-1 XO): booked at `start` in
+    the first free room (as order_place tries them), else still requested with requested_start = start
+    (event DETAILS_CHANGED). One transaction. Sets `order.placement_note` as order_place does.
+
+    Refuses (ValidationError) an order that is not requested: a booked one is moved with order_reschedule.
+    """
+    rules.raise_problems(rules.check_schedulable(order))
+    with transaction.atomic():
+        candidates = list(rooms_for(order.procedure) if rooms is None else rooms)
+        booked, said = None, []
+        if start is not None:
+            booked, said = _first_free(
+                candidates, lambda room: order_schedule(order=order, room=room, start=start, user=user)
+            )
+        if booked is not None:
+            booked.placement_note = ""
+            return booked
+        order = _locked(order)
+        rules.raise_problems(rules.check_schedulable(order))
+        order._history_user = user
+        order.requested_start = start
+        order.version += 1
+        order.save(update_fields=["requested_start", "version", "updated_at"])
+        events.order_changed(order, OrderEventKind.DETAILS_CHANGED, user=user)
+    order.placement_note = _not_placed(start=start, rooms=candidates, said=said)
     return order
 
 
@@ -326,6 +642,7 @@ def order_reschedule(
 ) -> Order:
     """Move an order to a new time (and optionally room). The StudyInstanceUID and accession stay.
 
+    A requested order is refused: it has no time to move yet, and is booked with order_schedule.
     `if_version`: refuse (StaleVersion) unless the order is still at this version (an API If-Match).
     """
     new_room = room or order.room
@@ -571,6 +888,7 @@ def order_update_details(
 PATIENT_FIELDS = (
     "mrn",
     "issuer",
+    "national_id",
     "name_prefix",
     "given_name",
     "middle_name",
@@ -621,10 +939,39 @@ def mrn_taken(*, mrn: str, issuer: str, exclude_pk: int | None = None) -> Valida
     )
 
 
-def _refuse_taken_mrn(patient: Patient, exc: IntegrityError) -> None:
-    # The unique constraint caught a registration that passed the check in the same instant (two
+def national_id_taken(*, national_id: str, exclude_pk: int | None = None) -> ValidationError | None:
+    """The refusal, at "national_id", of a national ID another record in use holds; None when it is
+    free or empty. A record merged into another keeps its ID without holding it."""
+    if not national_id:
+        return None
+    others = Patient.objects.filter(national_id=national_id, merged_into__isnull=True)
+    taken = (others if exclude_pk is None else others.exclude(pk=exclude_pk)).first()
+    if taken is None:
+        return None
+    return ValidationError(
+        {
+            "national_id": ValidationError(
+                _("National ID %(national_id)s is already registered to %(name)s (MRN %(mrn)s)."),
+                code="national_id_taken",
+                params={"national_id": national_id, "name": taken.display_name, "mrn": taken.mrn},
+            )
+        }
+    )
+
+
+def _identifiers_taken(patient: Patient) -> ValidationError | None:
+    """The refusal of `patient`'s MRN or national ID, which another record holds; None when both are free."""
+    if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk):
+        return error
+    if patient.merged_into_id is None:
+        return national_id_taken(national_id=patient.national_id, exclude_pk=patient.pk)
+    return None
+
+
+def _refuse_taken_identifier(patient: Patient, exc: IntegrityError) -> NoReturn:
+    # A unique constraint caught a registration that passed the check in the same instant (two
     # clerks, or a clerk and HL7). Say it as the check would have, rather than a server error.
-    error = mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk)
+    error = _identifiers_taken(patient)
     if error is None:
         raise exc
     raise error from exc
@@ -675,6 +1022,7 @@ def patient_register(
     family_name: str,
     birth_date: date,
     issuer: str | None = None,
+    national_id: str = "",
     given_name: str = "",
     middle_name: str = "",
     name_prefix: str = "",
@@ -694,7 +1042,8 @@ def patient_register(
 ) -> Patient:
     """Register a patient. Warns (DuplicatePatientWarning) on the same name and birth date.
 
-    `issuer` defaults to the site's (RIS_ISSUER_OF_PATIENT_ID). Text is stripped as the forms strip
+    `issuer` defaults to the site's (RIS_ISSUER_OF_PATIENT_ID). Refuses an MRN the issuer gave another
+    patient and a national ID another record holds, at their fields. Text is stripped as the forms strip
     it. `user` is recorded in the patient's history (within a request the logged-in user is, anyway).
     """
     fields = _given(**{name: value for name, value in locals().items() if name in PATIENT_FIELDS})
@@ -710,13 +1059,13 @@ def patient_register(
             # The checks run in the transaction that saves, after the lock: a registration racing
             # this one either is committed and seen here, or waits and then sees this one.
             _lock_name_and_birth_date(patient)
-            if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer):
+            if error := _identifiers_taken(patient):
                 raise error
             if not confirm_duplicate and (warning := check_duplicate_patient(patient)):
                 raise warning
             patient.save()
     except IntegrityError as exc:
-        _refuse_taken_mrn(patient, exc)
+        _refuse_taken_identifier(patient, exc)
     return patient
 
 
@@ -726,6 +1075,7 @@ def patient_update(
     user: AbstractBaseUser | None = None,
     mrn: str | _Keep = KEEP,
     issuer: str | _Keep = KEEP,
+    national_id: str | _Keep = KEEP,
     family_name: str | _Keep = KEEP,
     given_name: str | _Keep = KEEP,
     middle_name: str | _Keep = KEEP,
@@ -764,10 +1114,45 @@ def patient_update(
                 setattr(patient, name, value)
             patient.version += 1
             patient.full_clean(validate_constraints=False)
-            if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk):
+            if error := _identifiers_taken(patient):
                 raise error
             patient.save()
             _active_orders_changed(patient.orders.all(), OrderEventKind.PATIENT_CHANGED, user=user)
     except IntegrityError as exc:
-        _refuse_taken_mrn(patient, exc)
+        _refuse_taken_identifier(patient, exc)
     return patient
+
+
+def patient_merge(*, source: Patient, target: Patient, user: AbstractBaseUser | None) -> Patient:
+    """Merge the record `source` into `target` (the hospital's merge of a duplicate, HL7 ADT^A40);
+    returns `target`.
+
+    Every order of `source` moves to `target`, each with a new version and a line in its history; the
+    ones on a worklist get a PATIENT_CHANGED event, so their items are written again with the name
+    and details of `target`. `source` stays, marked merged into `target` (in its history too): what
+    it was known by is kept, and it takes no new orders. Refuses (ValidationError) a merge into
+    itself, into a merged record, or of a record merged already.
+    """
+    with transaction.atomic():
+        # Both rows locked, in primary-key order so two merges of the same pair cannot deadlock.
+        locked = Patient.objects.select_for_update().filter(pk__in=[source.pk, target.pk]).order_by("pk")
+        by_pk = {patient.pk: patient for patient in locked}
+        source, target = by_pk[source.pk], by_pk[target.pk]
+        rules.raise_problems(rules.check_merge(source=source, target=target))
+        moved = list(Order.objects.select_for_update().filter(patient=source).order_by("pk"))
+        for order in moved:
+            order.patient = target
+            order.version += 1
+            order._history_user = user
+            order.save(update_fields=["patient", "version", "updated_at"])
+        source.merged_into = target
+        source.version += 1
+        if user is not None:
+            source._history_user = user
+        source.save(update_fields=["merged_into", "version", "updated_at"])
+        _active_orders_changed(
+            Order.objects.filter(pk__in=[order.pk for order in moved]),
+            OrderEventKind.PATIENT_CHANGED,
+            user=user,
+        )
+    return target

@@ -1,7 +1,7 @@
 """What an order offers in each status, who may use it, and the status's colour: the one copy the order
 page and the day board both read.
 
-The rules themselves are the services' (TRANSITIONS, RESCHEDULABLE, EDITABLE), which refuse an action in
+The rules themselves are the services' (TRANSITIONS, RESCHEDULABLE, SCHEDULABLE, EDITABLE), which refuse an action in
 the wrong status whatever a page shows; this module only says which buttons to show.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 
 from .models import OrderStatus
 from .roles import FRONT_DESK, TECHNOLOGIST
-from .services import EDITABLE, RESCHEDULABLE, TRANSITIONS
+from .services import EDITABLE, RESCHEDULABLE, SCHEDULABLE, TRANSITIONS
 
 # Each action, the role it needs and whether an order in a status offers it. Hiding an action from a
 # role is a courtesy: its view checks the role again (require_role). The order of the rows is the order
@@ -22,11 +22,15 @@ _ACTIONS: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
     ("complete", TECHNOLOGIST, lambda status: OrderStatus.COMPLETED in TRANSITIONS[status]),
     ("cancel", FRONT_DESK, lambda status: OrderStatus.CANCELLED in TRANSITIONS[status]),
     ("reschedule", FRONT_DESK, lambda status: status in RESCHEDULABLE),
+    # Booking a requested order (the To schedule list's "Book"): never on the board, which shows
+    # only booked orders.
+    ("schedule", FRONT_DESK, lambda status: status in SCHEDULABLE),
     ("edit", FRONT_DESK, lambda status: status in EDITABLE),
 )
 
 # status -> {action: the role it needs}, e.g. SCHEDULED -> {"arrive": TECHNOLOGIST, "cancel": FRONT_DESK,
-# "reschedule": FRONT_DESK, "edit": FRONT_DESK}; COMPLETED and CANCELLED offer nothing.
+# "reschedule": FRONT_DESK, "edit": FRONT_DESK}; REQUESTED -> {"cancel", "schedule", "edit"} for the
+# front desk; COMPLETED and CANCELLED offer nothing.
 STATUS_ACTIONS: dict[str, dict[str, str]] = {
     status: {name: role for name, role, offered_in in _ACTIONS if offered_in(status)}
     for status in OrderStatus
@@ -40,6 +44,7 @@ def order_actions(*, status: str, roles: Collection[str]) -> tuple[str, ...]:
 
 # status -> Bootstrap colour: the badge (text-bg-<colour>) and the board's block (border-, bg-<colour>-subtle).
 STATUS_COLOURS: dict[str, str] = {
+    OrderStatus.REQUESTED: "dark",
     OrderStatus.SCHEDULED: "primary",
     OrderStatus.ARRIVED: "info",
     OrderStatus.IN_PROGRESS: "warning",

@@ -118,7 +118,7 @@ def validate_thai_national_id(value: str) -> None:
     """13 digits whose last is the check digit of the first 12 (as on the Thai ID card)."""
     if not re.fullmatch(r"\d{13}", value or ""):
         raise ValidationError(
-            _("A national ID has 13 digits (like 1101700203451), without dashes or spaces."),
+            _("A national ID has 13 digits (like 1101700203450), without dashes or spaces."),
             code="national_id_format",
         )
     if thai_national_id_check_digit(value[:12]) != int(value[12]):

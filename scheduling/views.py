@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,7 +25,7 @@ from access_audit.services import access_record
 from mwl_server.selectors import mpps_refusals_for_order
 from worklist_export.selectors import order_export_state
 
-from . import selectors, services
+from . import rules, selectors, services
 from .barcode import code128_svg
 from .forms import (
     BOOKING_ERROR_FIELDS,
@@ -36,6 +37,7 @@ from .forms import (
     PatientForm,
     PatientSearchForm,
     RescheduleForm,
+    ScheduleForm,
     SlotQueryForm,
     add_service_error,
     ask_confirmation,
@@ -47,6 +49,7 @@ from .status_actions import order_actions
 from .validators import validate_calendar_date
 
 ORDERS_PER_PAGE = 25
+TO_SCHEDULE_PER_PAGE = 25
 PATIENTS_PER_PAGE = 25
 # A clerk narrows the search long before the 40th page; a count and an OFFSET bounded by this stay
 # fast at a million patients (selectors.patient_search_first says how the patients are chosen).
@@ -185,8 +188,11 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = get_object_or_404(Patient, pk=pk)
-    orders = patient.orders.select_related("procedure", "room").order_by("-scheduled_start")
+    patient = get_object_or_404(Patient.objects.select_related("merged_into"), pk=pk)
+    # The requested orders (no time yet) on top, then the latest first.
+    orders = patient.orders.select_related("procedure", "room").order_by(
+        F("scheduled_start").desc(nulls_first=True), "-pk"
+    )
     context = {"patient": patient, "orders": orders, "history": selectors.record_history(instance=patient)}
     access_record(request=request, action=AccessAction.PATIENT_VIEWED, patient=patient)
     context["access_log"] = patient_access_log(patient=patient, user=request.user)
@@ -225,6 +231,20 @@ def _slot_query(request: HttpRequest) -> dict[str, str]:
     return {name: request.GET[name] for name in SLOT_QUERY_FIELDS if name in request.GET}
 
 
+def _say_booked(request: HttpRequest, order: Order) -> None:
+    """The clerk's confirmation of a booking, from the booking page or the To schedule list alike."""
+    messages.success(
+        request,
+        _("Booked %(procedure)s for %(patient)s at %(start)s. Accession number %(accession)s.")
+        % {
+            "procedure": order.procedure.code_meaning,
+            "patient": order.patient.display_name,
+            "start": date_format(timezone.localtime(order.scheduled_start), "SHORT_DATETIME_FORMAT"),
+            "accession": order.accession_number,
+        },
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @require_role(FRONT_DESK)
 def order_create(request: HttpRequest) -> HttpResponse:
@@ -242,18 +262,7 @@ def order_create(request: HttpRequest) -> HttpResponse:
             except ValidationError as error:
                 add_service_error(form, error, BOOKING_ERROR_FIELDS)
             else:
-                messages.success(
-                    request,
-                    _("Booked %(procedure)s for %(patient)s at %(start)s. Accession number %(accession)s.")
-                    % {
-                        "procedure": order.procedure.code_meaning,
-                        "patient": order.patient.display_name,
-                        "start": date_format(
-                            timezone.localtime(order.scheduled_start), "SHORT_DATETIME_FORMAT"
-                        ),
-                        "accession": order.accession_number,
-                    },
-                )
+                _say_booked(request, order)
                 return redirect(order)
     else:
         initial = {"date": timezone.localdate(), **_slot_query(request)}
@@ -373,6 +382,11 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(FRONT_DESK)
 def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order_for_page(pk)
+    if order.status in services.SCHEDULABLE:
+        # Nothing to move yet: the clerk is sent to book it, with the rule's words for why.
+        for problem in rules.check_reschedulable(order):
+            messages.warning(request, problem.message)
+        return redirect("scheduling:order_schedule", pk=order.pk)
     if request.method == "POST" and "refresh" in request.POST:
         # "Show free times" without JavaScript, as on the booking page.
         form = RescheduleForm.refreshed(request.POST, order=order)
@@ -412,6 +426,59 @@ def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
         }
         form = RescheduleForm(initial=initial, order=order)
     return render(request, "scheduling/order_reschedule.html", {"form": form, "order": order})
+
+
+@require_GET
+def to_schedule(request: HttpRequest) -> HttpResponse:
+    """The requested orders waiting to be booked (from the HIS, the API), most urgent and oldest first."""
+    page = Paginator(selectors.orders_to_schedule(), TO_SCHEDULE_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "scheduling/to_schedule.html", {"page": page, "now": timezone.now()})
+
+
+def _schedule_initial(order: Order) -> dict[str, object]:
+    """What the booking of a requested order opens on: the day asked for (today when none was, or it has
+    passed), at the time asked for when it is free, in the first room that does the procedure."""
+    initial: dict[str, object] = {"date": timezone.localdate()}
+    if order.requested_start is not None and order.requested_start > timezone.now():
+        requested = timezone.localtime(order.requested_start)
+        initial.update(date=requested.date(), slot=f"{requested:%H:%M}")
+    initial["room"] = services.rooms_for(order.procedure).first()
+    return initial
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(FRONT_DESK)
+def order_schedule(request: HttpRequest, pk: int) -> HttpResponse:
+    """Book a requested order from the offered free slots: what booking does, and the HIS is told."""
+    order = _order_for_page(pk)
+    if order.status not in services.SCHEDULABLE:
+        for problem in rules.check_schedulable(order):
+            messages.warning(request, problem.message)
+        return redirect(order)
+    if request.method == "POST" and "refresh" in request.POST:
+        # "Show free times" without JavaScript, as on the booking page.
+        form = ScheduleForm.refreshed(request.POST, order=order)
+    elif request.method == "POST":
+        form = ScheduleForm(request.POST, order=order)
+        if form.is_valid():
+            try:
+                order = services.order_schedule(
+                    order=order,
+                    room=form.cleaned_data["room"],
+                    start=form.cleaned_data["start"],
+                    confirm_patient_overlap=form.cleaned_data["confirm_patient_overlap"],
+                    user=request.user,
+                )
+            except services.PatientOverlapWarning as warning:
+                ask_confirmation(form, "confirm_patient_overlap", warning)
+            except ValidationError as error:
+                add_service_error(form, error, BOOKING_ERROR_FIELDS)
+            else:
+                _say_booked(request, order)
+                return redirect(order)
+    else:
+        form = ScheduleForm(initial={**_schedule_initial(order), **_slot_query(request)}, order=order)
+    return render(request, "scheduling/order_schedule.html", {"form": form, "order": order})
 
 
 @require_http_methods(["GET", "POST"])

@@ -43,6 +43,15 @@ def test_the_status_checks_say_why(status):
         if status in (OrderStatus.SCHEDULED, OrderStatus.ARRIVED)
         else [(None, "not_reschedulable", f"A {label} order cannot be rescheduled.")]
     )
+    if status == OrderStatus.REQUESTED:
+        # Nothing to move yet: the clerk is pointed to booking it.
+        movable = [
+            (
+                None,
+                "not_reschedulable",
+                "This order is requested and not booked yet: book it from the To schedule list.",
+            )
+        ]
     assert triples(rules.check_reschedulable(order)) == movable
 
     for to in OrderStatus:

@@ -29,7 +29,11 @@ PAGE_URLS = {
     "cancel": "scheduling:order_cancel",
     "reschedule": "scheduling:order_reschedule",
     "edit": "scheduling:order_update",
+    "schedule": "scheduling:order_schedule",
 }
+
+# The day board shows booked orders only: a requested one has no room or time to be drawn at.
+ON_THE_BOARD = [status for status in OrderStatus if status != OrderStatus.REQUESTED]
 
 
 def order_in(status, **fields):
@@ -54,7 +58,7 @@ def board_actions(client, order) -> set[str]:
 
 
 @pytest.mark.parametrize("who", list(ROLE_SETS))
-@pytest.mark.parametrize("status", list(OrderStatus))
+@pytest.mark.parametrize("status", ON_THE_BOARD)
 def test_the_order_page_and_the_board_offer_the_same_actions(client, room, tomorrow_at, who, status):
     order = order_in(status, room=room, scheduled_start=tomorrow_at(9))
     client.force_login(UserFactory(roles=ROLE_SETS[who]))
@@ -71,6 +75,7 @@ def test_the_table_follows_the_services_rules():
     offered = {status: set(actions) for status, actions in STATUS_ACTIONS.items()}
 
     assert offered == {
+        OrderStatus.REQUESTED: {"cancel", "schedule", "edit"},
         OrderStatus.SCHEDULED: {"arrive", "cancel", "reschedule", "edit"},
         OrderStatus.ARRIVED: {"start", "cancel", "reschedule", "edit"},
         OrderStatus.IN_PROGRESS: {"complete", "edit"},
@@ -82,7 +87,18 @@ def test_the_table_follows_the_services_rules():
     assert order_actions(status=OrderStatus.SCHEDULED, roles=set()) == ()
 
 
-@pytest.mark.parametrize("status", list(OrderStatus))
+@pytest.mark.parametrize("who", list(ROLE_SETS))
+def test_a_requested_orders_page_offers_booking_it_not_moving_it(client, who):
+    order = order_in(OrderStatus.REQUESTED, room=None, scheduled_start=None, scheduled_end=None)
+    client.force_login(UserFactory(roles=ROLE_SETS[who]))
+
+    assert page_actions(client, order) == set(
+        order_actions(status=OrderStatus.REQUESTED, roles=ROLE_SETS[who])
+    )
+    assert ("schedule" in page_actions(client, order)) == (FRONT_DESK in ROLE_SETS[who])
+
+
+@pytest.mark.parametrize("status", ON_THE_BOARD)
 def test_the_order_page_and_the_board_colour_a_status_alike(client, room, tomorrow_at, user, status):
     order = order_in(status, room=room, scheduled_start=tomorrow_at(9), booked_by=user)
     client.force_login(user)
