@@ -20,7 +20,7 @@ from scheduling import selectors
 from scheduling.models import Modality, Order, Procedure, Room
 from scheduling.validators import validate_calendar_date, validate_duration
 
-from .views import ApiView, problem_responses
+from .views import ApiView, problem_responses, single_query_values
 
 
 class ProcedureSerializer(serializers.ModelSerializer):
@@ -162,7 +162,7 @@ class SlotList(ApiView):
         responses={200: SlotListSerializer, **problem_responses(400)},
     )
     def get(self, request: Request) -> Response:
-        query = SlotQuerySerializer(data=request.query_params)
+        query = SlotQuerySerializer(data=single_query_values(request, SlotQuerySerializer))
         query.is_valid(raise_exception=True)
         day, duration = query.validated_data["date"], query.duration()
         exclude = query.validated_data.get("order")

@@ -18,7 +18,7 @@ from scheduling.events import events_after
 from scheduling.models import OrderEvent, OrderEventKind, OrderStatus
 
 from .problems import order_reference
-from .views import ApiView, problem_responses
+from .views import ApiView, problem_responses, single_query_values
 
 LIMIT_DEFAULT = 100
 LIMIT_MAX = 1000
@@ -93,7 +93,8 @@ class EventList(ApiView):
     @extend_schema(
         summary="Order events since a cursor",
         description=(
-            "Every change of every order, oldest first: booked, rescheduled, details changed, "
+            "Every change of every order, oldest first: requested (received from the hospital "
+            "system without a time, to be booked), booked, rescheduled, details changed, "
             "arrived, started, completed, cancelled, discontinued at the modality, and a change of "
             "the patient, room or procedure an active order's worklist item carries. Start with "
             "`after=0` (or the id of the last event you stored); keep the `next` of each answer and "
@@ -110,7 +111,7 @@ class EventList(ApiView):
         responses={200: EventFeedSerializer, **problem_responses(400)},
     )
     def get(self, request: Request) -> Response:
-        query = EventQuerySerializer(data=request.query_params)
+        query = EventQuerySerializer(data=single_query_values(request, EventQuerySerializer))
         query.is_valid(raise_exception=True)
         after = query.validated_data["after"]
         events, more = events_page(

@@ -8,7 +8,10 @@ someone changed the order in between.
 
 The list is paged by a cursor on (scheduled_start, id), the sort of the order indexes: each page
 starts where the last ended with a range scan, as cheap at two million orders as at a thousand, and a
-booking or cancellation between two pages neither repeats nor skips a row.
+booking or cancellation between two pages neither repeats nor skips a row. The orders without a time
+follow, by (booked_at, id): the requested ones (from the hospital system, not booked yet: the front
+desk's "To schedule" list, in the order of their own index) and requests cancelled before they were
+booked. A cursor says which of the two runs it is in.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +61,7 @@ from .views import (
     if_match_version,
     location_header,
     problem_responses,
+    single_query_values,
     with_etag,
 )
 
@@ -110,12 +115,29 @@ OrderLinks = inline_serializer(
 )
 
 
+_UNBOOKED = "Null until it is booked (and for a request cancelled before it was)."
+
+
 class OrderSerializer(serializers.ModelSerializer):
     patient = OrderPatientSerializer(read_only=True)
     procedure = OrderProcedureSerializer(read_only=True)
-    room = OrderRoomSerializer(read_only=True)
-    start = serializers.DateTimeField(source="scheduled_start", read_only=True)
-    end = serializers.DateTimeField(source="scheduled_end", read_only=True)
+    # Null while the order is REQUESTED: the hospital system ordered it, the front desk has not yet
+    # booked it (POST .../schedule); and for a request cancelled before it was booked.
+    room = OrderRoomSerializer(read_only=True, allow_null=True, help_text=_UNBOOKED)
+    start = serializers.DateTimeField(
+        source="scheduled_start", read_only=True, allow_null=True, help_text=_UNBOOKED
+    )
+    end = serializers.DateTimeField(
+        source="scheduled_end", read_only=True, allow_null=True, help_text=_UNBOOKED
+    )
+    requested_start = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "The time the ordering system asked for (HL7), whether or not it was booked then; null "
+            "when it asked for none, and for orders booked here."
+        ),
+    )
     booked_by = serializers.CharField(
         source="booked_by.username",
         read_only=True,
@@ -137,6 +159,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "room",
             "start",
             "end",
+            "requested_start",
             "duration_minutes",
             "priority",
             "referring_physician",
@@ -199,9 +222,10 @@ def order_representation(order: Order) -> dict[str, Any]:
             "code_meaning": procedure.code_meaning,
             "modality": procedure.modality,
         },
-        "room": {"id": room.pk, "name": room.name, "ae_title": room.ae_title},
+        "room": None if room is None else {"id": room.pk, "name": room.name, "ae_title": room.ae_title},
         "start": _DATETIME.to_representation(order.scheduled_start),
         "end": _DATETIME.to_representation(order.scheduled_end),
+        "requested_start": _DATETIME.to_representation(order.requested_start),
         "duration_minutes": order.duration_minutes,
         "priority": order.priority,
         "referring_physician": order.referring_physician,
@@ -340,6 +364,18 @@ class OrderRescheduleSerializer(serializers.Serializer):
     confirm_patient_overlap = confirm_field()
 
 
+class OrderScheduleSerializer(serializers.Serializer):
+    """The booking of a requested order: where and when; the rest the order already says."""
+
+    room = RecordId(
+        queryset=Room.objects.prefetch_related("opening_hours"),
+        help_text="The room to book it in: one of the procedure's modality (GET /api/v1/slots).",
+    )
+    start = start_field()
+    duration_minutes = DurationField(required=False, help_text="Minutes; the order's duration when left out.")
+    confirm_patient_overlap = confirm_field()
+
+
 class OrderCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=rules.REASON_MAX,
@@ -354,24 +390,47 @@ class OrderCancelSerializer(serializers.Serializer):
     )
 
 
-def _cursor(start: datetime, pk: int) -> str:
-    raw = f"{start.astimezone(UTC).isoformat()}|{pk}"
+# The cursor of a page that ended in the run of the orders without a time starts with this word; one
+# in the run of the orders with a time is "<start>|<id>" alone, as before there were requested orders
+# (a client's stored link still works).
+_UNBOOKED_RUN = "unbooked"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the previous page ended: in which run, at which time (the start, or for an order without
+    one the time it was received) and id."""
+
+    unbooked: bool
+    moment: datetime
+    pk: int
+
+
+def _cursor(order: Order) -> str:
+    if order.scheduled_start is None:
+        raw = f"{_UNBOOKED_RUN}|{order.booked_at.astimezone(UTC).isoformat()}|{order.pk}"
+    else:
+        raw = f"{order.scheduled_start.astimezone(UTC).isoformat()}|{order.pk}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _position(cursor: str) -> tuple[datetime, int]:
-    """The (scheduled_start, id) a cursor says the previous page ended at; ValueError if _cursor()
-    did not write it (a time in UTC, a decimal id): an edited cursor is a 400, never a server error."""
+def _position(cursor: str) -> Position:
+    """The position a cursor says the previous page ended at; ValueError if _cursor() did not write it
+    (a time in UTC, a decimal id): an edited cursor is a 400, never a server error."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, pk = raw.split("|")
-        moment = datetime.fromisoformat(start)
+        parts = raw.split("|")
+        unbooked = len(parts) == 3 and parts[0] == _UNBOOKED_RUN
+        if unbooked:
+            parts = parts[1:]
+        moment_text, pk = parts
+        moment = datetime.fromisoformat(moment_text)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(cursor) from exc
     # Another offset could overflow when converted to UTC for the query (year 1 at +14:00).
     if moment.utcoffset() != timedelta(0) or not (pk.isascii() and pk.isdigit()):
         raise ValueError(cursor)
-    return moment, int(pk)
+    return Position(unbooked=unbooked, moment=moment, pk=int(pk))
 
 
 class OrderFilterSerializer(serializers.Serializer):
@@ -379,13 +438,21 @@ class OrderFilterSerializer(serializers.Serializer):
     what is documented is what is checked; an empty value is refused like any other wrong one."""
 
     date_from = serializers.DateField(
-        required=False, validators=[validate_calendar_date], help_text="Starting on or after this day."
+        required=False,
+        validators=[validate_calendar_date],
+        help_text="Starting on or after this day (an order without a time starts on none).",
     )
     date_to = serializers.DateField(
-        required=False, validators=[validate_calendar_date], help_text="Starting on or before this day."
+        required=False,
+        validators=[validate_calendar_date],
+        help_text="Starting on or before this day (an order without a time starts on none).",
     )
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-    room = RecordId(queryset=Room.objects.all(), required=False, help_text="A room's id.")
+    room = RecordId(
+        queryset=Room.objects.all(),
+        required=False,
+        help_text="A room's id (an order without a time is in none).",
+    )
     modality = serializers.ChoiceField(choices=Modality.choices, required=False)
     patient = RecordId(queryset=Patient.objects.all(), required=False, help_text="A patient's id.")
     accession_number = serializers.CharField(required=False, max_length=16, trim_whitespace=False)
@@ -413,7 +480,7 @@ class OrderFilterSerializer(serializers.Serializer):
         help_text="Orders per page.",
     )
 
-    def validate_cursor(self, value: str) -> tuple[datetime, int]:
+    def validate_cursor(self, value: str) -> Position:
         try:
             return _position(value)
         except ValueError:
@@ -468,32 +535,70 @@ def _filtered(request: Request, query: dict[str, Any]) -> QuerySet[Order]:
     return orders
 
 
-def _page(
-    orders: QuerySet[Order], *, after: tuple[datetime, int] | None, limit: int
-) -> tuple[list[Order], bool]:
-    """`limit` orders after `after` in (scheduled_start, id) order, and whether more follow.
+# The statuses an order without a time can have: requested, or cancelled before it was booked.
+_UNBOOKED_STATUSES = (OrderStatus.REQUESTED, OrderStatus.CANCELLED)
 
-    The position as a range on the index's first column (scheduled_start >= s, an index condition)
-    with the ties at s before the last id left out: PostgreSQL scans order_start_idx (or the room's,
-    the status's) from s on. The ids come from the index alone, then only the page's orders are loaded
-    with their patient, procedure and room, as on the order list page.
+
+def _with_unbooked(query: dict[str, Any]) -> bool:
+    """Whether orders without a time can match the filters: not those of a day or a room, which such
+    an order has not, nor a status it cannot have."""
+    if any(name in query for name in ("date_from", "date_to", "room")):
+        return False
+    status = query.get("status")
+    return status is None or status in _UNBOOKED_STATUSES
+
+
+def _page(
+    orders: QuerySet[Order], *, after: Position | None, limit: int, with_unbooked: bool
+) -> tuple[list[Order], bool]:
+    """`limit` orders after `after`, and whether more follow: the orders with a time by
+    (scheduled_start, id), then those without one by (booked_at, id).
+
+    Each run's position is a range on its index's first column (scheduled_start >= s, an index
+    condition) with the ties at s before the last id left out: PostgreSQL scans order_start_idx (or
+    the room's, the status's) from s on, and the requested orders on order_requested_idx (with
+    status=REQUESTED; otherwise the few orders without a time are found on order_start_idx, whose
+    first column they have null, and sorted). The ids come from the indexes alone, then only the
+    page's orders are loaded with their patient, procedure and room, as on the order list page.
     """
-    if after is not None:
-        start, pk = after
-        orders = orders.filter(scheduled_start__gte=start).exclude(scheduled_start=start, pk__lte=pk)
-    ids = list(orders.values_list("pk", flat=True)[: limit + 1])
+    ids: list[int] = []
+    if after is None or not after.unbooked:
+        timed = orders.filter(scheduled_start__isnull=False)
+        if after is not None:
+            timed = timed.filter(scheduled_start__gte=after.moment).exclude(
+                scheduled_start=after.moment, pk__lte=after.pk
+            )
+        ids = list(timed.values_list("pk", flat=True)[: limit + 1])
+    if len(ids) <= limit and with_unbooked:
+        unbooked = orders.filter(scheduled_start__isnull=True).order_by("booked_at", "pk")
+        if after is not None and after.unbooked:
+            unbooked = unbooked.filter(booked_at__gte=after.moment).exclude(
+                booked_at=after.moment, pk__lte=after.pk
+            )
+        ids += list(unbooked.values_list("pk", flat=True)[: limit + 1 - len(ids)])
     loaded = Order.objects.select_related("patient", "procedure", "room", "booked_by").in_bulk(ids[:limit])
     return [loaded[pk] for pk in ids[:limit] if pk in loaded], len(ids) > limit
 
 
 def _next_link(request: Request, last: Order) -> str:
     query = request.query_params.copy()
-    query["cursor"] = _cursor(last.scheduled_start, last.pk)
+    query["cursor"] = _cursor(last)
     return f"{request.path}?{query.urlencode()}"
 
 
 ETAG = etag_header(200)
 ORDER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The order's id.")
+
+
+def replayed_header(*statuses: int) -> OpenApiParameter:
+    """The header of an answer replayed for a retry with the same Idempotency-Key (api.idempotency)."""
+    return OpenApiParameter(
+        "Idempotent-Replayed",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="true: the answer kept for an earlier request with this Idempotency-Key.",
+        response=list(statuses),
+    )
 
 
 class OrderList(ApiView):
@@ -503,16 +608,26 @@ class OrderList(ApiView):
         operation_id="order_list",
         summary="Orders, by start time",
         description=(
-            "Orders matching every filter given, earliest first (then by id), a page at a time: follow "
-            "`next` until it is null. Without dates, every order."
+            "Orders matching every filter given, a page at a time: follow `next` until it is null. "
+            "First the orders with a time, earliest first (then by id); then those without one, "
+            "oldest first: the requested ones (status REQUESTED: sent by the hospital system without "
+            "a time, or for a time when no room was free; no room or time until the front desk books "
+            "them) and requests cancelled before they were booked. `status=REQUESTED` lists the "
+            "requested alone, as the front desk's To schedule list. Without dates, every order; the "
+            "date and room filters match only orders with a time."
         ),
         parameters=[OrderFilterSerializer],
         responses={200: OrderPage, **problem_responses(400)},
     )
     def get(self, request: Request) -> Response:
         # A plain dict, not the QueryDict: DRF would take an empty value (?status=) for an absent one.
-        query = _valid(OrderFilterSerializer, request.query_params.dict())
-        orders, more = _page(_filtered(request, query), after=query.get("cursor"), limit=query["limit"])
+        query = _valid(OrderFilterSerializer, single_query_values(request, OrderFilterSerializer).dict())
+        orders, more = _page(
+            _filtered(request, query),
+            after=query.get("cursor"),
+            limit=query["limit"],
+            with_unbooked=_with_unbooked(query),
+        )
         next_link = _next_link(request, orders[-1]) if more else None
         return Response({"results": [order_representation(order) for order in orders], "next": next_link})
 
@@ -530,13 +645,7 @@ class OrderList(ApiView):
             IDEMPOTENCY_KEY,
             location_header("The new order."),
             etag_header(201),
-            OpenApiParameter(
-                "Idempotent-Replayed",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="true: the answer kept for an earlier request with this Idempotency-Key.",
-                response=[201],
-            ),
+            replayed_header(201),
         ],
         responses={201: OrderSerializer, **problem_responses(400, 409, 422)},
     )
@@ -595,7 +704,8 @@ class OrderReschedule(ApiView):
         summary="Move an order to another time or room",
         description=(
             "The booking rules apply to the new time as to a booking (422, 409). The accession number "
-            "and the study instance UID stay."
+            "and the study instance UID stay. A requested order, not yet booked, is booked with "
+            "schedule instead (422 here)."
         ),
         parameters=[ORDER_ID, IF_MATCH, ETAG],
         request=OrderRescheduleSerializer,
@@ -606,6 +716,35 @@ class OrderReschedule(ApiView):
         if_version = if_match_version(request)
         move = _valid(OrderRescheduleSerializer, request.data)
         order = services.order_reschedule(order=order, user=request.user, if_version=if_version, **move)
+        return _answer(order)
+
+
+class OrderSchedule(ApiView):
+    scopes = {"POST": Scope.BOOK}
+
+    @extend_schema(
+        operation_id="order_schedule",
+        summary="Book a requested order",
+        description=(
+            "A requested order (status REQUESTED: the hospital system sent it without a time, or for a "
+            "time when no room was free) is booked in `room` at `start`, as the front desk books it "
+            "from the To schedule list: the booking rules apply as to a booking (422; 409 for a slot "
+            "taken, naming the order that holds it, or for the patient's other exam at an overlapping "
+            "time: send again with confirm_patient_overlap true). It becomes SCHEDULED with its "
+            "accession number, study instance UID and placer number unchanged; its worklist item is "
+            "written and the hospital system is told. Refused (422) for an order that is not "
+            "requested: move a booked one with reschedule. Send an Idempotency-Key to retry safely."
+        ),
+        parameters=[ORDER_ID, IF_MATCH, IDEMPOTENCY_KEY, ETAG, replayed_header(200)],
+        request=OrderScheduleSerializer,
+        responses={200: OrderSerializer, **problem_responses(400, 404, 409, 412, 422)},
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        order = _order(pk)
+        if_version = if_match_version(request)
+        booking = _valid(OrderScheduleSerializer, request.data)
+        order = services.order_schedule(order=order, user=request.user, if_version=if_version, **booking)
         return _answer(order)
 
 
@@ -671,6 +810,7 @@ class OrderComplete(OrderStep):
 urlpatterns = [
     path("orders", OrderList.as_view(), name="order_list"),
     path("orders/<int:pk>", OrderDetail.as_view(), name="order_detail"),
+    path("orders/<int:pk>/schedule", OrderSchedule.as_view(), name="order_schedule"),
     path("orders/<int:pk>/reschedule", OrderReschedule.as_view(), name="order_reschedule"),
     path("orders/<int:pk>/cancel", OrderCancel.as_view(), name="order_cancel"),
     path("orders/<int:pk>/arrive", OrderArrive.as_view(), name="order_arrive"),

@@ -3,9 +3,10 @@
 The search is the patient list's (selectors.patient_search_first: an MRN prefix, a name fragment in any
 script, a birth date), capped like the pages. Registering and changing go through the services the
 forms use, so the same duplicate warning stops a second record of one person (a 409 the client confirms
-with confirm_duplicate, as the clerk ticks "register anyway"), a taken MRN is refused at "mrn", and a
-value a scanner could not take is refused at its field in the forms' words. A change names the version
-it was made on (If-Match) and is refused (412) when the record changed since.
+with confirm_duplicate, as the clerk ticks "register anyway"), a taken MRN is refused at "mrn" and a
+taken national ID at "national_id", and a value a scanner could not take is refused at its field in
+the forms' words. A change names the version it was made on (If-Match) and is refused (412) when the
+record changed since. A record merged into another says so (merged_into).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .views import (
     if_match_version,
     location_header,
     problem_responses,
+    single_query_values,
     with_etag,
 )
 
@@ -91,6 +93,12 @@ class PatientFieldsSerializer(serializers.Serializer):
         required=False,
         error_messages=_form_messages("issuer", blank="required"),
         help_text="The issuer of the patient ID; the site's own when left out.",
+    )
+    national_id = _text(
+        help_text=(
+            "The Thai national ID: 13 digits, the last a check digit. Unique among the records not "
+            "merged into another (422 at national_id when another patient has it)."
+        )
     )
     name_prefix = _text()
     given_name = _text()
@@ -152,6 +160,14 @@ class PatientSerializer(serializers.ModelSerializer):
     weight_kg = serializers.DecimalField(
         max_digits=5, decimal_places=1, coerce_to_string=False, allow_null=True, read_only=True
     )
+    merged_into = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "The id of the record this one was merged into (the hospital system's merge, HL7 ADT^A40): "
+            "its orders are there now. Null for a record in use."
+        ),
+    )
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -159,6 +175,7 @@ class PatientSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             *services.PATIENT_FIELDS,
+            "merged_into",
             "display_name",
             "version",
             "created_at",
@@ -231,7 +248,7 @@ class PatientList(ApiView):
         responses={200: PatientSearchResultSerializer, **problem_responses(400)},
     )
     def get(self, request: Request) -> Response:
-        query = PatientSearchSerializer(data=request.query_params)
+        query = PatientSearchSerializer(data=single_query_values(request, PatientSearchSerializer))
         query.is_valid(raise_exception=True)
         found = selectors.patient_search_first(
             query=query.validated_data.get("q", ""),

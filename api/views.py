@@ -28,6 +28,25 @@ class ApiView(APIView):
     the login page's redirect (LoginRequiredMiddleware lets /api/ answer for itself: 401 problems)."""
 
 
+def single_query_values(request: Request, serializer_class: type[serializers.Serializer]):
+    """The request's query parameters for `serializer_class`, refusing one of its parameters sent twice.
+
+    Every query parameter of this API is a single value: `?order=1&order=2` is refused (400), not read
+    as its last value, so a client's mistake does not quietly widen or narrow what it asked for.
+    Parameters the operation does not read are ignored, as always. Returns the QueryDict itself.
+    """
+    names = serializer_class().fields.keys()
+    repeated = sorted(name for name in names if len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise ApiProblem(
+            "invalid-request",
+            _("Send each query parameter once: %(names)s came more than once.")
+            % {"names": ", ".join(repeated)},
+            errors={name: [_("Send this parameter once.")] for name in repeated},
+        )
+    return request.query_params
+
+
 def etag(version: int) -> str:
     """A record's ETag: its version, which every change increments."""
     return f'"{version}"'

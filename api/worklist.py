@@ -71,9 +71,10 @@ class OrderWorklistItem(ApiView):
             "pydicom's Dataset.from_json.\n\n"
             "Given for every active order (scheduled, arrived, in progress), also one beyond the "
             "export window, whose file is written when it enters the window (with these values, "
-            "unless they change before). 404 for an order that is on no worklist: cancelled or "
-            "completed, or whose data the export cannot write (the detail says what to correct; "
-            "the order is on the Worklist problems page). Each read is recorded in the access log."
+            "unless they change before). 404 for an order that is on no worklist: requested (not "
+            "booked yet, so no room or time), cancelled or completed, or whose data the export "
+            "cannot write (the detail says what to correct; the order is on the Worklist problems "
+            "page). Each read is recorded in the access log."
         ),
         responses={
             (200, DICOM_JSON): OpenApiResponse(DICOM_JSON_SCHEMA, description="The worklist item"),

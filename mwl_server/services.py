@@ -360,7 +360,10 @@ def mpps_check_create(*, order: Order, attributes: Dataset, calling_ae: str) -> 
     could start, and then complete, every room's exams (issue 13).
     """
     accession = order.accession_number
-    stations = {order.room.ae_title, *room_callers().get(order.room.ae_title, [])}
+    # A requested order is in no room yet: no station may start it (the accession number is known
+    # before it is booked: the hospital system has it from our acknowledgement).
+    room = order.room
+    stations = set() if room is None else {room.ae_title, *room_callers().get(room.ae_title, [])}
     if calling_ae not in stations:
         raise DicomFailure(
             NOT_AUTHORIZED, f"{calling_ae or 'no AE'} is not the station of order {accession}", order=order

@@ -2,7 +2,8 @@
 
 Orders, patients, rooms and procedures are written through the services, as from the front desk: an
 admin edit that double-books a room is refused at the field and saves nothing, and every change reaches
-the worklist.
+the worklist. A requested order (from the hospital system, no room or time yet) is booked here by
+giving it both, through the service the front desk's To schedule list uses.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from . import rules, selectors, services
 from .forms import PATIENT_FIELDS, PatientForm, add_problems, check_edit_conflict, version_field
-from .models import AccessionCounter, OpeningHours, Order, Patient, Procedure, Room
+from .models import AccessionCounter, OpeningHours, Order, OrderStatus, Patient, Procedure, Room
 from .roles import ROLES
 
 ORDER_IDENTIFIERS = (
@@ -42,6 +43,7 @@ ORDER_IDENTIFIERS = (
     "scheduled_end",
     "booked_by",
     "booked_at",
+    "requested_start",
 )
 SCHEDULE_FIELDS = ("scheduled_start", "room", "duration_minutes")
 BOOKING_FIELDS = (
@@ -78,8 +80,10 @@ class PatientAdmin(SimpleHistoryAdmin):
         "romanized_family_name",
         "birth_date",
         "sex",
+        "national_id",
     )
-    list_filter = ("sex",)
+    # Merged records stay (their history, the identifiers they were known by): this finds them.
+    list_filter = ("sex", ("merged_into", admin.EmptyFieldListFilter))
     # Searched as at the front desk, from the indexes (see get_search_results); the fields named here
     # only make the admin show its search box.
     search_fields = ("mrn",)
@@ -91,9 +95,10 @@ class PatientAdmin(SimpleHistoryAdmin):
     form = PatientForm  # says "MRN already registered" at the field, and what changed meanwhile
     # "version" is the form's hidden field (the version the page was opened at), not the model's: it is
     # excluded from the model fields, which the admin may not list as it is not editable.
-    fields = (*PATIENT_FIELDS, "version", "created_at", "updated_at")
+    fields = (*PATIENT_FIELDS, "version", "merged_into", "created_at", "updated_at")
     exclude = ("version",)
-    readonly_fields = ("created_at", "updated_at")
+    # A merge moves orders and marks the record (services.patient_merge, from HL7): never a field edit.
+    readonly_fields = ("merged_into", "created_at", "updated_at")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Patient], search_term: str
@@ -185,6 +190,17 @@ class OrderAdminForm(forms.ModelForm):
         if self.instance.pk is None and "duration_minutes" in self.fields:
             self.fields["duration_minutes"].required = False
             self.fields["duration_minutes"].help_text = _("Empty: the procedure's default duration.")
+        # The model lets room and time be empty only for an order never booked (requested, or such a
+        # request cancelled); a new order and a booked one need both here, and a requested one gets
+        # both at once or stays requested.
+        unbooked = self.instance.pk is not None and self.instance.scheduled_start is None
+        for name in ("room", "scheduled_start"):
+            if name not in self.fields:
+                continue
+            if not unbooked:
+                self.fields[name].required = True
+            elif self.instance.status == OrderStatus.REQUESTED:
+                self.fields[name].help_text = _("Give the room and the start to book this requested order.")
 
     def _get_validation_exclusions(self) -> set[str]:
         # Status changes are checked by rules.check_transition, whose message ("Give a reason for the
@@ -215,7 +231,9 @@ class OrderAdminForm(forms.ModelForm):
         saved = Order.objects.select_related("patient", "procedure", "room").get(pk=self.instance.pk)
         changed = set(self.changed_data)
         problems: list[rules.Problem] = []
-        if changed & set(SCHEDULE_FIELDS):
+        if changed & set(SCHEDULE_FIELDS) and saved.status == OrderStatus.REQUESTED:
+            problems += self._booking_problems(saved, cleaned)
+        elif changed & set(SCHEDULE_FIELDS):
             problems += rules.check_reschedule(
                 order=saved,
                 start=cleaned["scheduled_start"],
@@ -231,6 +249,26 @@ class OrderAdminForm(forms.ModelForm):
                 order=saved, to=cleaned["status"], reason=cleaned.get("cancel_reason", "")
             )
         return problems
+
+    def _booking_problems(self, saved: Order, cleaned: dict[str, Any]) -> list[rules.Problem]:
+        """The booking of a requested order (services.order_schedule): a room and a start, held to the
+        rules of a booking (rules.check_schedule, which the service checks again with the room locked)."""
+        room, start = cleaned["room"], cleaned["scheduled_start"]
+        if room is None or start is None:
+            return [
+                rules.Problem(
+                    "room" if room is None else "start",
+                    _("Give the room and the start to book this requested order."),
+                    "booking_incomplete",
+                )
+            ]
+        return rules.check_schedule(
+            order=saved,
+            room=room,
+            start=start,
+            duration_minutes=cleaned["duration_minutes"],
+            confirm_patient_overlap=cleaned["confirm_patient_overlap"],
+        )
 
     def _changed_details(self) -> dict[str, Any]:
         changed = set(self.changed_data)
@@ -261,7 +299,16 @@ class OrderAdminForm(forms.ModelForm):
             )
         changed = set(self.changed_data)
         order = Order.objects.get(pk=self.instance.pk)
-        if changed & set(SCHEDULE_FIELDS):
+        if changed & set(SCHEDULE_FIELDS) and order.status == OrderStatus.REQUESTED:
+            order = services.order_schedule(
+                order=order,
+                user=user,
+                room=data["room"],
+                start=data["scheduled_start"],
+                duration_minutes=data["duration_minutes"],
+                confirm_patient_overlap=data["confirm_patient_overlap"],
+            )
+        elif changed & set(SCHEDULE_FIELDS):
             order = services.order_reschedule(
                 order=order,
                 user=user,

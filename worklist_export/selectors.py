@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from scheduling.models import Order
+from scheduling.models import Order, OrderStatus
 
 from .models import WorklistEntry
 from .services import worklist_order_q
@@ -27,7 +27,9 @@ class ExportState:
 
 def order_export_state(*, order: Order) -> ExportState:
     entry = WorklistEntry.objects.filter(order=order).first()
-    pending = entry is None or entry.is_pending_for(order)
+    # A requested order waits for a clerk to book it, not for the export: there is nothing to write
+    # until it has a room and a time, and "export pending" would send the clerk looking for a fault.
+    pending = order.status != OrderStatus.REQUESTED and (entry is None or entry.is_pending_for(order))
     file_path = None
     if entry is not None and entry.path:
         candidate = worklist_root() / entry.path

@@ -35,6 +35,7 @@ def worklist_window() -> tuple[datetime, datetime]:
 
 
 def order_belongs_on_worklist(order: Order, window: tuple[datetime, datetime] | None = None) -> bool:
+    # The status first: a requested order, not active, has no start to compare.
     start, end = window or worklist_window()
     return order.status in ACTIVE_STATUSES and start <= order.scheduled_start < end
 
@@ -249,6 +250,9 @@ def _order_sync_worklist(order_id: int) -> str:
 
 
 def _safe_path(order: Order) -> str:
+    # A requested order (no room yet) has no place in a folder per called AE title, and never had a file.
+    if order.room is None:
+        return ""
     try:
         return order_file_path(order)
     except ExportError:

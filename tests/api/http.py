@@ -143,12 +143,14 @@ def seed(spec: dict) -> dict:
 
     spec: {"staff": {username: [role, ...]}, "superusers": [username],
            "clients": {name: {"scopes": [...], "allowed_addresses": ..., "rate_limit": ..., "enabled": ...}},
-           "rooms": n, "patients": n, "orders": n}
+           "rooms": n, "patients": n, "orders": n, "requested": n}
     Rooms are CT rooms open 08:00-17:00 every day; orders are booked through scheduling.services from
     tomorrow on, one per room and half hour, the patients in turn; the last fifth are moved along the
-    workflow (arrived, in progress, completed, cancelled) so every status has records.
+    workflow (arrived, in progress, completed, cancelled) so every status has records. Then the
+    requested orders: as the HIS sends them over HL7 with no room free (scheduling.services.order_request),
+    each asking for a time tomorrow, the patients in turn.
     Returns {"tokens": {name: token}, "rooms": [ids], "procedures": [ids], "patients": [ids],
-    "orders": [ids]}.
+    "orders": [ids], "requested": [ids]}.
     """
     from datetime import datetime, time, timedelta
 
@@ -210,12 +212,25 @@ def seed(spec: dict) -> dict:
         if wanted == "completed":
             services.order_complete(order=order, user=booker)
 
+    requested = [
+        services.order_request(
+            patient=patients[n % len(patients)],
+            procedure=procedures[n % len(procedures)],
+            user=booker,
+            requested_start=timezone.make_aware(datetime.combine(tomorrow, time(10))),
+            placer_order_number=f"HIS{n:05d}",
+            placer_authority="HIS",
+        )
+        for n in range(spec.get("requested", 0))
+    ]
+
     return {
         "tokens": tokens,
         "rooms": [r.pk for r in rooms],
         "procedures": [p.pk for p in procedures],
         "patients": [p.pk for p in patients],
         "orders": [o.pk for o in orders],
+        "requested": [o.pk for o in requested],
     }
 
 

@@ -46,6 +46,7 @@ SPEC = {
     "rooms": 2,
     "patients": 6,
     "orders": 4,
+    "requested": 3,
 }
 PROCEDURES = "/api/v1/procedures"
 
@@ -172,6 +173,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/patients?q=Jaidee", READ, None, {}, 200),
     ("GET", "/api/v1/patients/{patient}", READ, None, {}, 200),
     ("GET", "/api/v1/orders", READ, None, {}, 200),
+    ("GET", "/api/v1/orders?status=REQUESTED", READ, None, {}, 200),
     ("GET", "/api/v1/orders/{order}", READ, None, {}, 200),
     ("GET", "/api/v1/orders/{order}/worklist-item", READ, None, {}, 200),
     ("GET", "/api/v1/events", READ, None, {}, 200),
@@ -180,6 +182,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/orders", BOOK, {}, {}, 400),
     ("PATCH", "/api/v1/orders/{order}", BOOK, {}, {}, 400),
     ("POST", "/api/v1/orders/{order}/reschedule", BOOK, {}, {}, 400),
+    ("POST", "/api/v1/orders/{requested}/schedule", BOOK, {}, {}, 400),
     ("POST", "/api/v1/orders/{order}/cancel", BOOK, {}, {}, 400),
     ("POST", "/api/v1/orders/{order}/arrive", WORKFLOW, None, STALE, 412),
     ("POST", "/api/v1/orders/{order}/start", WORKFLOW, None, STALE, 412),
@@ -208,6 +211,7 @@ def test_the_access_matrix(server, callers, caller, method, path, scope, body, h
         tomorrow=(timezone.localdate() + timedelta(days=1)).isoformat(),
         patient=server.seeded["patients"][0],
         order=server.seeded["orders"][0],
+        requested=server.seeded["requested"][0],
     )
 
     answer = callers[caller].request(method, url, body, headers)
@@ -401,3 +405,33 @@ def test_the_workflow_steps_honour_if_match(server):
     assert arrived.status == 200, arrived
     assert started_stale.status == 412
     assert started.status == 200 and started.json()["status"] == "IN_PROGRESS"
+
+
+# --- a requested order: on the To schedule list, booked with its ETag --------------------------------
+
+
+def test_a_clerk_books_a_requested_order_from_the_list_and_a_second_booking_with_its_etag_is_a_412(server):
+    clerk, client = server.staff("frontdesk"), server.client("HIS")
+    to_schedule = clerk.get("/api/v1/orders?status=REQUESTED&limit=200")
+    [waiting] = [row for row in to_schedule.json()["results"] if row["id"] == server.seeded["requested"][1]]
+    url = f"/api/v1/orders/{waiting['id']}"
+    etag = clerk.get(url).headers["ETag"]
+
+    booked = clerk.post(
+        f"{url}/schedule", {"room": ROOM, "start": start_at(29, 9)}, headers={"If-Match": etag}
+    )
+    again = client.post(
+        f"{url}/schedule", {"room": ROOM, "start": start_at(29, 10)}, headers={"If-Match": etag}
+    )
+    still = clerk.get("/api/v1/orders?status=REQUESTED&limit=200").json()["results"]
+
+    assert to_schedule.status == 200
+    assert (waiting["status"], waiting["room"], waiting["start"]) == ("REQUESTED", None, None)
+    assert booked.status == 200, booked
+    assert (booked.json()["status"], booked.json()["room"]["id"]) == ("SCHEDULED", ROOM)
+    assert datetime.fromisoformat(booked.json()["start"]) == datetime.fromisoformat(start_at(29, 9))
+    assert booked.json()["accession_number"] == waiting["accession_number"]
+    assert again.status == 412
+    assert again.problem()["type"] == "/api/problems/stale-version"
+    assert waiting["id"] not in [row["id"] for row in still]
+    assert clerk.get(url).json()["start"] == booked.json()["start"]

@@ -113,6 +113,7 @@ def test_it_answers_with_the_order_as_documented(api, booking, patient, procedur
         "room": {"id": room.pk, "name": "CT 1", "ae_title": "CT01"},
         "start": body["start"],
         "end": body["end"],
+        "requested_start": None,
         "duration_minutes": 30,
         "priority": "ROUTINE",
         "referring_physician": "",

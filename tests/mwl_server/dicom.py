@@ -161,7 +161,8 @@ def mpps_dataset(order: Order | None = None, *, status: str = "IN PROGRESS", **r
     ds.PatientName = str(order.patient.family_name) if order else ""
     ds.PatientID = order.patient.mrn if order else ""
     ds.PerformedProcedureStepID = "PPS1"
-    ds.PerformedStationAETitle = order.room.ae_title if order else "CT01"
+    # A requested order has no room: the station is then whichever the test says (CT01 unless changed).
+    ds.PerformedStationAETitle = order.room.ae_title if order and order.room else "CT01"
     ds.PerformedProcedureStepStartDate = "20261125"
     ds.PerformedProcedureStepStartTime = "093100"
     ds.PerformedProcedureStepStatus = status
