@@ -859,8 +859,8 @@ this machine when it is quiet); {shared}. The section took {r["seconds"]:.0f} s.
   latency is from the first byte sent to the whole ACK read. ORM^O01 v2.3.1 as IHE RAD-2: ORC-1 NW, a
   placer number of its own (ORC-2, OBR-2), each modality's shortest procedure by catalog code (OBR-4),
   a start time (ORC-7, OBR-27) on a day nobody had booked inside the export window, each start time
-  once per room of its modality: each order is booked in the first free room by name (a second order
-  at a time tries the first room, finds it taken and takes the second). {i["booked"]} booked,
+  once per room of its modality: each order is booked in the first free room by name (for a second
+  order at a time, one query finds the first room taken, and the second is the one tried and booked). {i["booked"]} booked,
   {i["requested"]} left Requested; {i["files"]} of the booked have their `.wl` file. The PID carries
   the patient as stored (MRN and issuer, name in Thai or Latin script, birth date, sex), in UTF-8
   (MSH-18 `UNICODE UTF-8`). The baseline is ADT^A08 with the same PID, which changes nothing
@@ -868,8 +868,11 @@ this machine when it is quiet); {shared}. The section took {r["seconds"]:.0f} s.
   ... A08, {ROUNDS} phases of ORM ({turns(orm)}) and {ROUNDS + 1} of A08 ({turns(a08)}), after
   {i["warmup"]} of each on one connection. All messages come from one sender, whose messages the RIS
   applies one at a time in the order received (inbound.py: a lock per sender, and the sender's row
-  locked): the connections overlap their network and parsing, not their transactions, so the rate is
-  about one over the time one message holds that lock, and a message waits for the ones ahead of it.
+  locked, from the message's arrival to its commit): the connections overlap their network, their
+  parsing and the worklist file of the message before (written after its commit, outside the lock, and
+  before its ACK), not their transactions, so the rate is about one over the time one message holds
+  that lock, and a message waits for the ones ahead of it; the listener is one Python process, so the
+  rate is also at most one over its CPU time per message.
   On one connection alone ({SINGLE_SECONDS} s each, after the turns) an ORM takes p50 {i["single"]["orm"]["p50"]:.0f} ms,
   p95 {i["single"]["orm"]["p95"]:.0f} ms ({i["single"]["orm"]["rate"]:.1f}/s), an A08 p50 {i["single"]["a08"]["p50"]:.0f} ms,
   p95 {i["single"]["a08"]["p95"]:.0f} ms ({i["single"]["a08"]["rate"]:.1f}/s). PostgreSQL transactions per message (its

@@ -7,8 +7,10 @@ The order of things, and why:
 2. The sender must be configured (or listed in HL7_KNOWN_SENDERS), enabled, and connect from an allowed
    address; otherwise AR, logged without a sender.
 3. Per sender, one message at a time, in the order received: a lock in this process, and the sender's
-   row locked in the transaction for other processes. A control ID (MSH-10) already answered AA or AE
-   gets that answer again and does nothing: the HIS re-sends when an ACK was lost.
+   row locked in the transaction for other processes, both held to the commit (the order the changes
+   are applied in is their commit order); what the commit's hooks do after it (the worklist file,
+   without a broker) overlaps the sender's next message. A control ID (MSH-10) already answered AA or
+   AE gets that answer again and does nothing: the HIS re-sends when an ACK was lost.
 4. The change is applied in a savepoint inside the transaction that writes the log row: AE rolls the
    change back and keeps the row; the answer is returned only after the commit, so AA means saved.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -264,8 +267,41 @@ def _save_refusal(
 def _run(
     raw: bytes, header: Header, sender: Sender, *, peer: str, message: Message | None
 ) -> tuple[Message, bytes]:
-    """Apply the message of an accepted sender under its lock; the logged answer for a repeat."""
-    with _sender_lock(sender), transaction.atomic():
+    """Apply the message of an accepted sender under its lock; the logged answer for a repeat.
+
+    The lock is let go at the commit, before the commit's hooks run (the worklist file written in this
+    process without a broker): the next message of the sender is applied after this one's commit, in
+    the order received, while this one's file is written; this one's answer still goes only after its
+    hooks, as before.
+    """
+    lock = _sender_lock(sender)
+    lock.acquire()
+    held = [True]
+
+    def release() -> None:
+        if held[0]:
+            held[0] = False
+            lock.release()
+
+    try:
+        return _run_locked(raw, header, sender, peer=peer, message=message, release=release)
+    finally:
+        release()  # rolled back, or inside a caller's transaction: the hook did not run (yet)
+
+
+def _run_locked(
+    raw: bytes,
+    header: Header,
+    sender: Sender,
+    *,
+    peer: str,
+    message: Message | None,
+    release: Callable[[], None],
+) -> tuple[Message, bytes]:
+    with transaction.atomic():
+        # The first hook of the commit: the sender's row lock ends with the commit, this process's lock
+        # right after it, before the hooks the change registered.
+        transaction.on_commit(release)
         # Other processes (a second listener, the Interface page's reprocess) wait here.
         list(Sender.objects.select_for_update().filter(pk=sender.pk).values_list("pk", flat=True))
         logged = one(Message.objects.select_for_update().filter(sender=sender, control_id=header.control_id))

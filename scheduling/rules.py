@@ -228,11 +228,34 @@ def room_free(room: Room, start: datetime, end: datetime, exclude: Order | None)
     )
 
 
+def rooms_taken(rooms: Iterable[Room], start: datetime, end: datetime) -> set[int]:
+    """The primary keys of those of `rooms` that room_free would refuse from `start` to `end` (an order
+    holds part of it), in one query: the order in which services.order_place tries rooms, the free ones
+    first. Not a rule of its own: each try is still held to check_booking, which decides."""
+    pks = [room.pk for room in rooms if room.pk is not None]
+    if not pks:
+        return set()
+    return set(
+        Order.objects.overlapping(start, end)
+        .filter(room_id__in=pks)
+        .order_by()
+        .values_list("room_id", flat=True)
+        .distinct()
+    )
+
+
 def patient_free(patient: Patient, start: datetime, end: datetime, exclude: Order | None) -> Problem | None:
     """A warning, not a refusal: two exams of one patient may overlap (a CT then an ultrasound)."""
     if patient.pk is None:
         return None  # a patient being registered with this order has no other exam
-    own = _others(start, end, exclude).filter(patient=patient).select_related("room", "procedure").first()
+    own = (
+        _others(start, end, exclude)
+        .filter(patient=patient)
+        .select_related("room", "procedure")
+        # What the warning says, not the three rows whole: this runs for nearly every booking.
+        .only("scheduled_start", "room__name", "procedure__code_meaning")
+        .first()
+    )
     if own is None:
         return None
     return Problem(

@@ -105,7 +105,7 @@ def _lock_rooms(*rooms: Room) -> None:
     # On PostgreSQL this serialises bookings per room; SQLite serialises all writers anyway
     # (transaction_mode IMMEDIATE in settings). A requested order has no room (None) to lock yet.
     pks = sorted({room.pk for room in rooms if room is not None})
-    list(Room.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
+    list(Room.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
 
 
 def _room_taken_error(room: Room, start: datetime, end: datetime) -> ValidationError:
@@ -232,11 +232,17 @@ def _order_put(order: Order, *, room: Room, start: datetime) -> None:
     order.scheduled_end = start + timedelta(minutes=order.duration_minutes)
 
 
-def _order_save_new(order: Order, *, user: AbstractBaseUser, kind: OrderEventKind) -> Order:
+def _order_save_new(
+    order: Order, *, user: AbstractBaseUser, kind: OrderEventKind, check_placer: bool = True
+) -> Order:
     """Number a new order (accession, procedure and step IDs, study UID), save it and write its first
-    event, in the caller's transaction. Refuses a placer number its authority already gave an order."""
-    if order.placer_order_number and (
-        error := placer_number_taken(number=order.placer_order_number, authority=order.placer_authority)
+    event, in the caller's transaction. Refuses a placer number its authority already gave an order;
+    `check_placer` False: the caller checked it in this transaction (order_place), and a number taken
+    since is refused by the unique constraint (_refuse_taken_placer_number), so it is not read again."""
+    if (
+        check_placer
+        and order.placer_order_number
+        and (error := placer_number_taken(number=order.placer_order_number, authority=order.placer_authority))
     ):
         raise error
     accession = accession_next(day=timezone.localdate())
@@ -330,12 +336,34 @@ def order_book(
         placer_order_number=placer_order_number,
         placer_authority=placer_authority,
     )
+    return _order_book_new(
+        order,
+        room=room,
+        start=start,
+        user=user,
+        confirm_patient_overlap=confirm_patient_overlap,
+        requested_start=requested_start,
+    )
+
+
+def _order_book_new(
+    order: Order,
+    *,
+    room: Room,
+    start: datetime,
+    user: AbstractBaseUser,
+    confirm_patient_overlap: bool = False,
+    requested_start: datetime | None = None,
+    check_placer: bool = True,
+) -> Order:
+    """order_book's booking of the unsaved `order` (from _order_new), in a transaction of its own (a
+    savepoint inside the caller's): refused, it leaves nothing behind, nor the room's lock."""
     try:
         with _booking_in(room, start, order.duration_minutes):
             rules.raise_problems(
                 rules.check_booking(
-                    patient=patient,
-                    procedure=procedure,
+                    patient=order.patient,
+                    procedure=order.procedure,
                     room=room,
                     start=start,
                     duration_minutes=order.duration_minutes,
@@ -344,7 +372,7 @@ def order_book(
             )
             _order_put(order, room=room, start=start)
             order.requested_start = requested_start
-            _order_save_new(order, user=user, kind=OrderEventKind.BOOKED)
+            _order_save_new(order, user=user, kind=OrderEventKind.BOOKED, check_placer=check_placer)
     except IntegrityError as exc:
         _refuse_taken_placer_number(order, exc)
     return order
@@ -387,10 +415,17 @@ def order_request(
         placer_order_number=placer_order_number,
         placer_authority=placer_authority,
     )
+    return _order_request_new(order, user=user, requested_start=requested_start)
+
+
+def _order_request_new(
+    order: Order, *, user: AbstractBaseUser, requested_start: datetime | None, check_placer: bool = True
+) -> Order:
+    """order_request's saving of the unsaved `order` (from _order_new) as REQUESTED."""
     rules.raise_problems(
         rules.check_request(
-            patient=patient,
-            procedure=procedure,
+            patient=order.patient,
+            procedure=order.procedure,
             duration_minutes=order.duration_minutes,
             requested_start=requested_start,
         )
@@ -399,7 +434,7 @@ def order_request(
     order.requested_start = requested_start
     try:
         with transaction.atomic():
-            _order_save_new(order, user=user, kind=OrderEventKind.REQUESTED)
+            _order_save_new(order, user=user, kind=OrderEventKind.REQUESTED, check_placer=check_placer)
     except IntegrityError as exc:
         _refuse_taken_placer_number(order, exc)
     return order
@@ -415,25 +450,58 @@ def rooms_for(procedure: Procedure) -> QuerySet[Room]:
     )
 
 
-def _first_free(rooms: Sequence[Room], book: Callable[[Room], Order]) -> tuple[Order | None, list[str]]:
-    """`book` in each of `rooms` in turn, each try in its own savepoint, until one books: that order,
-    or None and what each refusal said (each said once).
+def _first_free(
+    rooms: Sequence[Room], book: Callable[[Room], Order], *, start: datetime, duration_minutes: int
+) -> tuple[Order | None, list[str]]:
+    """`book` in the first of `rooms` (in their order) that takes it: that order, or None and what each
+    room's refusal said, in the rooms' order (each said once).
+
+    `book` is order_book's or order_schedule's booking, each in a savepoint of its own: a refused try
+    leaves nothing behind, nor its room's lock. The rooms an order holds at that time
+    (rules.rooms_taken, one query) are tried after the others: what a try would find, found for all of
+    them at once, so a taken room costs no try of its own while another is free; each try is still held
+    to the booking rules, which decide. When none books, the rooms not tried yet are tried in turn and
+    the refusals are said in the rooms' order, as if each had been tried in turn.
 
     A patient-overlap warning counts as a refusal: nobody at the ordering system can confirm it, so
-    the order waits for a clerk who can. A refused try leaves nothing behind, nor its room's lock.
+    the order waits for a clerk who can.
     """
-    said: list[str] = []
-    for room in rooms:
+    said_by: dict[int, str] = {}
+
+    def attempt(index: int, room: Room) -> Order | None:
         try:
-            with transaction.atomic():
-                return book(room), []
+            return book(room)
         except PatientOverlapWarning:
-            message = _("The patient already has an exam at that time: a clerk must confirm a second one.")
+            said_by[index] = _(
+                "The patient already has an exam at that time: a clerk must confirm a second one."
+            )
         except ValidationError as error:
-            message = " ".join(error.messages)
-        if message not in said:
-            said.append(message)
+            said_by[index] = " ".join(error.messages)
+        return None
+
+    taken = _rooms_taken(rooms, start, duration_minutes)
+    for index, room in enumerate(rooms):
+        if room.pk not in taken and (order := attempt(index, room)) is not None:
+            return order, []
+    said: list[str] = []
+    for index, room in enumerate(rooms):
+        if index not in said_by and (order := attempt(index, room)) is not None:
+            return order, []
+        if said_by[index] not in said:
+            said.append(said_by[index])
     return None, said
+
+
+def _rooms_taken(rooms: Sequence[Room], start: datetime, duration_minutes: int) -> set[int]:
+    # Without a time the booking rules accept (naive, out of range), every room is tried in turn and
+    # refused by the rules themselves.
+    if len(rooms) < 2 or timezone.is_naive(start):
+        return set()
+    try:
+        end = start + timedelta(minutes=duration_minutes)
+    except (OverflowError, TypeError):
+        return set()
+    return rules.rooms_taken(rooms, start, end)
 
 
 def _not_placed(*, start: datetime | None, rooms: Sequence[Room], said: Sequence[str]) -> str:
@@ -484,29 +552,28 @@ def order_place(
     with transaction.atomic():
         candidates = list(rooms_for(procedure) if rooms is None else rooms)
         order, said = None, []
-        # A number already used is refused as such, not tried in every room and then refused anyway.
+        # A number already used is refused as such, not tried in every room and then refused anyway;
+        # checked once here, not again by each try (a number taken since is refused by the database).
         number = placer_order_number.strip()
         if number and (error := placer_number_taken(number=number, authority=placer_authority)):
             raise error
+
+        def new() -> Order:
+            return _order_new(patient=patient, procedure=procedure, user=user, **details)
+
         if start is not None:
             order, said = _first_free(
                 candidates,
-                lambda room: order_book(
-                    patient=patient,
-                    procedure=procedure,
-                    room=room,
-                    start=start,
-                    user=user,
-                    requested_start=start,
-                    **details,
+                lambda room: _order_book_new(
+                    new(), room=room, start=start, user=user, requested_start=start, check_placer=False
                 ),
+                start=start,
+                duration_minutes=duration_minutes or procedure.default_duration,
             )
         if order is not None:
             order.placement_note = ""
             return order
-        order = order_request(
-            patient=patient, procedure=procedure, user=user, requested_start=start, **details
-        )
+        order = _order_request_new(new(), user=user, requested_start=start, check_placer=False)
     order.placement_note = _not_placed(start=start, rooms=candidates, said=said)
     return order
 
@@ -582,7 +649,10 @@ def order_try_schedule(
         booked, said = None, []
         if start is not None:
             booked, said = _first_free(
-                candidates, lambda room: order_schedule(order=order, room=room, start=start, user=user)
+                candidates,
+                lambda room: order_schedule(order=order, room=room, start=start, user=user),
+                start=start,
+                duration_minutes=order.duration_minutes,
             )
         if booked is not None:
             booked.placement_note = ""
@@ -603,9 +673,13 @@ def placer_number_taken(*, number: str, authority: str) -> ValidationError | Non
 
     The error's `order` attribute is that order, for a caller that answers with it (the API's 409).
     """
-    taken = Order.objects.filter(placer_authority=authority, placer_order_number=number).first()
-    if taken is None:
+    # Asked of every order from an ordering system, and nearly always free: the key alone (the pair is
+    # unique, so no ORDER BY), the order itself read only when there is one.
+    found = Order.objects.filter(placer_authority=authority, placer_order_number=number).order_by()
+    taken_pk = next(iter(found.values_list("pk", flat=True)[:1]), None)
+    if taken_pk is None:
         return None
+    taken = Order.objects.get(pk=taken_pk)
     error = ValidationError(
         {
             "placer_order_number": ValidationError(
