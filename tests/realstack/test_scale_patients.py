@@ -22,14 +22,14 @@ PATIENTS = 20_000
 FILL = """
 INSERT INTO scheduling_patient (mrn, issuer, family_name, given_name, middle_name, name_prefix,
   name_suffix, romanized_family_name, romanized_given_name, romanized_middle_name, birth_date, sex,
-  phone, address, allergies, medical_alerts, pregnancy_status, created_at, updated_at, version)
+  phone, address, allergies, medical_alerts, pregnancy_status, national_id, created_at, updated_at, version)
 SELECT 'HN' || lpad(i::text, 7, '0'), 'RIS',
   CASE WHEN i % 2 = 0 THEN tf[1 + i % 13] || tl[1 + i / 13 % 11] ELSE lf[1 + i % 17] END,
   CASE WHEN i % 2 = 0 THEN tg[1 + i / 7 % 19] ELSE lg[1 + i / 7 % 23] END,
   '', '', '',
   CASE WHEN i % 2 = 0 THEN rf[1 + i % 13] || rl[1 + i / 13 % 11] ELSE '' END,
   CASE WHEN i % 2 = 0 THEN rg[1 + i / 7 % 19] ELSE '' END,
-  '', date '1940-01-01' + i % 25000, 'F', '', '', '', '', '', now(), now(), 1
+  '', date '1940-01-01' + i % 25000, 'F', '', '', '', '', '', '', now(), now(), 1
 FROM generate_series(1, {patients}) AS i, (SELECT
   array['ใจ','ศรี','วงศ์','แสง','บุญ','รัตน','สุข','ทอง','ศักดิ์','พงษ์','ทิพย์','น้ำ','เพชร'] AS tf,
   array['ดี','สวัสดิ์','มา','วงศ์','กุล','ชัย','รักษ์','ธรรม','พันธ์','ภักดี','บุตร'] AS tl,
