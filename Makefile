@@ -24,6 +24,16 @@ migrate: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 
+# Images in `make run`: a local Orthanc as the demo PACS (scripts/run-pacs) when the Debian package is
+# installed and no ORTHANC_URL points at another; the web pages and the follower talk to it as its user.
+ORTHANC_BIN ?= /usr/sbin/Orthanc
+ifeq ($(origin ORTHANC_URL)$(wildcard $(ORTHANC_BIN)),undefined$(ORTHANC_BIN))
+run: export ORTHANC_URL := http://127.0.0.1:8042
+run: export ORTHANC_USERNAME := demo
+run: export ORTHANC_PASSWORD := demo-pacs-2026
+run: export RUN_LOCAL_ORTHANC := 1
+endif
+
 run: migrate messages
 	@if [ ! -f var/.seeded ]; then $(BIN)/python manage.py seed_demo && touch var/.seeded; fi
 	@echo ""
@@ -35,10 +45,12 @@ run: migrate messages
 	@echo "  Worklist folder reconciled every 60 s (no Celery beat here: export_worklists --every)"
 	@echo "  HL7 listener (MLLP) for the HIS: $(HOST):$${HL7_PORT:-2575}, senders $${HL7_KNOWN_SENDERS:-configured in the admin}"
 	@echo "  HL7 outbox to the HIS's receivers sent every 10 s (hl7_outbox --every)"
+	@echo "  PACS: $${ORTHANC_URL:-none}, its stable studies followed every 5 s (follow_pacs --every)"
 	$(BIN)/python manage.py serve_dicom --stop-with-parent --bind $(HOST) & \
 	$(BIN)/python manage.py export_worklists --every 60 --stop-with-parent & \
 	$(BIN)/python manage.py serve_hl7 --stop-with-parent --bind $(HOST) & \
 	$(BIN)/python manage.py hl7_outbox --every 10 --stop-with-parent & \
+	$(BIN)/python scripts/run-pacs & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The real peers of the test tiers (dcmtk, Orthanc, Chromium, PostgreSQL, Redis...): as root, installed

@@ -19,6 +19,8 @@ class AccessAction(models.TextChoices):
     WORKLIST_DUMP_VIEWED = "wl_dump_viewed", _("Viewed .wl dump")
     MODALITY_QUERY = "modality_query", _("Ran a query as a modality")
     STATION_FIND = "station_find", _("DICOM C-FIND by a station")
+    # The image page (pacs_link): one event per page view of a series, not per image it then loads.
+    IMAGES_VIEWED = "images_viewed", _("Viewed images")
 
 
 class AccessEvent(models.Model):

@@ -34,6 +34,9 @@ class ProcedureSerializer(serializers.ModelSerializer):
             "modality",
             "default_duration",
             "body_part",
+            "instructions_th",
+            "instructions_en",
+            # Before the two languages: the text in the request's language (Accept-Language), else the other.
             "preparation",
             "active",
         ]

@@ -1,4 +1,5 @@
-"""Orders: book, read, list, change details, reschedule, cancel, and move along the workflow.
+"""Orders: book, read, list, change details, reschedule, cancel, mark a no-show, and move along the
+workflow.
 
 Every change goes through scheduling.services, which hold an API client to the front desk's rules and
 word their refusals as the forms do (api/problems.py turns them into problem documents). The views
@@ -807,6 +808,18 @@ class OrderComplete(OrderStep):
     step = staticmethod(services.order_complete)
 
 
+@_step_schema(
+    "order_no_show",
+    "The patient did not come",
+    "From scheduled, once the exam's booked end has passed (422 before): final, like a cancellation; the "
+    "order leaves the worklist and waits on the front desk's To call back list to be booked again.",
+)
+class OrderNoShow(OrderStep):
+    # The front desk's call, as cancelling is: the scope that books.
+    scopes = {"POST": Scope.BOOK}
+    step = staticmethod(services.order_no_show)
+
+
 urlpatterns = [
     path("orders", OrderList.as_view(), name="order_list"),
     path("orders/<int:pk>", OrderDetail.as_view(), name="order_detail"),
@@ -816,4 +829,5 @@ urlpatterns = [
     path("orders/<int:pk>/arrive", OrderArrive.as_view(), name="order_arrive"),
     path("orders/<int:pk>/start", OrderStart.as_view(), name="order_start"),
     path("orders/<int:pk>/complete", OrderComplete.as_view(), name="order_complete"),
+    path("orders/<int:pk>/no-show", OrderNoShow.as_view(), name="order_no_show"),
 ]

@@ -24,7 +24,7 @@ from access_audit.models import AccessAction
 from access_audit.services import access_record
 from scheduling import selectors, services
 from scheduling.forms import PatientForm, PatientSearchForm
-from scheduling.models import Patient, PregnancyStatus, Sex
+from scheduling.models import Language, Patient, PregnancyStatus, Sex
 
 from .idempotency import idempotent
 from .models import Scope
@@ -100,7 +100,14 @@ class PatientFieldsSerializer(serializers.Serializer):
             "merged into another (422 at national_id when another patient has it)."
         )
     )
-    name_prefix = _text()
+    passport_number = _text(
+        help_text=(
+            "A foreigner's passport number, capital letters A-Z and digits, with passport_country. "
+            "Unique per country among the records in use (422 at passport_number when taken)."
+        )
+    )
+    passport_country = _text(help_text="The country that issued the passport: ISO 3166 alpha-3 (GBR, MMR).")
+    name_prefix = _text(help_text="นาย, นาง, นางสาว, เด็กชาย, เด็กหญิง, Mr, Mrs, Ms, Miss, or another title.")
     given_name = _text()
     middle_name = _text()
     family_name = serializers.CharField(
@@ -133,6 +140,11 @@ class PatientFieldsSerializer(serializers.Serializer):
         choices=PregnancyStatus.choices,
         form_field="pregnancy_status",
         help_text="DICOM Pregnancy Status: 1 not pregnant, 2 possibly, 3 definitely, 4 unknown.",
+    )
+    preferred_language = FormChoiceField(
+        choices=Language.choices,
+        form_field="preferred_language",
+        help_text="The language of the patient's appointment slip: th (the default) or en.",
     )
 
 

@@ -125,6 +125,13 @@ class ProblemSerializer(serializers.Serializer):
     order = serializers.DictField(
         required=False, help_text="slot-taken, placer-number-taken: the order that holds the slot or number."
     )
+    error_code = serializers.CharField(
+        required=False,
+        help_text=(
+            "not-found of a worklist item the export refuses: why, as a stable code (value-empty, "
+            "value-too-long, value-unencodable, romanized-name-missing, ...) whatever the language."
+        ),
+    )
 
 
 _PROBLEM_DESCRIPTIONS = {

@@ -73,8 +73,8 @@ class OrderWorklistItem(ApiView):
             "export window, whose file is written when it enters the window (with these values, "
             "unless they change before). 404 for an order that is on no worklist: requested (not "
             "booked yet, so no room or time), cancelled or completed, or whose data the export "
-            "cannot write (the detail says what to correct; the order is on the Worklist problems "
-            "page). Each read is recorded in the access log."
+            "cannot write (the detail says what to correct, error_code why, e.g. value-unencodable; "
+            "the order is on the Worklist problems page). Each read is recorded in the access log."
         ),
         responses={
             (200, DICOM_JSON): OpenApiResponse(DICOM_JSON_SCHEMA, description="The worklist item"),
@@ -94,10 +94,13 @@ class OrderWorklistItem(ApiView):
             dataset = order_dataset(order)
         except ExportError as exc:
             # The export refuses it the same way: no file, the modality gets nothing.
+            # The detail in the caller's language; error_code, the stable code of the reason
+            # (worklist_export.problems), for a client that acts on it.
             raise ApiProblem(
                 "not-found",
                 _("Order %(acc)s has no worklist item, its data cannot be exported: %(error)s")
-                % {"acc": order.accession_number, "error": exc.message},
+                % {"acc": order.accession_number, "error": exc.problem.message()},
+                error_code=exc.code,
             ) from None
         access_record(request=request, action=AccessAction.WORKLIST_DUMP_VIEWED, order=order)
         return Response(dataset.to_json_dict())

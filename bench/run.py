@@ -535,6 +535,9 @@ class Bench:
     def bench_hl7(self) -> None:
         self.results["hl7"] = hl7_bench.bench_hl7(self, PY, yardstick)
 
+    def bench_pacs(self) -> None:
+        self.results["pacs"] = pacs_bench.bench_pacs(self, PY)
+
     # --- 3. day board ----------------------------------------------------------------------------------
 
     def bench_board(self, day: date) -> None:
@@ -771,6 +774,8 @@ Redis {machine["redis"]}, DCMTK {machine["dcmtk"]}.
 
 {hl7_bench.hl7_document(r["hl7"], markdown)}
 
+{pacs_bench.pacs_document(r["pacs"], markdown)}
+
 ## How each figure is made
 
 Data: 8 rooms (2 CT, 2 MR, 2 US, 2 DX; one DX takes Latin-1 only and gets romanised names), the 20
@@ -842,8 +847,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma-separated measures to run while working on one (export, mwl, latency, load, api, "
-        "hl7, board, scale): prints their raw figures and leaves the document alone, except api, hl7 and "
-        "scale, whose sections of the document are replaced (BENCH_SCALE_SIZES=small to run one size)",
+        "hl7, pacs, board, scale): prints their raw figures and leaves the document alone, except api, hl7, "
+        "pacs and scale, whose sections of the document are replaced (BENCH_SCALE_SIZES=small to run one size)",
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -862,6 +867,7 @@ def main() -> None:
                 ("load", lambda: bench.bench_load(bench.web_port, first_free + timedelta(days=1))),
                 ("api", bench.bench_api),
                 ("hl7", bench.bench_hl7),
+                ("pacs", bench.bench_pacs),
                 ("board", lambda: bench.bench_board(first_free + timedelta(days=60))),
                 ("scale", bench.bench_scale),
             ]
@@ -875,9 +881,9 @@ def main() -> None:
                 measure()
             machine = bench.machine()
             machine["yardstick"] = (speed_before, yardstick())
-            # The API and HL7 sections may be rewritten on their own (--only api, --only hl7): each names
-            # its machine itself.
-            for section in ("api", "hl7"):
+            # The API, HL7 and PACS sections may be rewritten on their own (--only api, --only hl7,
+            # --only pacs): each names its machine itself.
+            for section in ("api", "hl7", "pacs"):
                 if section in bench.results:
                     bench.results[section]["machine"] = (
                         f"{machine['cpu']}; CPU yardstick {machine['yardstick'][0]:.2f} s before the run and "
@@ -891,6 +897,11 @@ def main() -> None:
         if "hl7" in bench.results:
             print(markdown(hl7_bench.hl7_rows(bench.results["hl7"])))
             replace_section(Path(args.output), "hl7", hl7_bench.hl7_document(bench.results["hl7"], markdown))
+        if "pacs" in bench.results:
+            print(markdown(pacs_bench.pacs_rows(bench.results["pacs"])))
+            replace_section(
+                Path(args.output), "pacs", pacs_bench.pacs_document(bench.results["pacs"], markdown)
+            )
         if "scale" in bench.results:
             # The scale section alone: its table, and its part of docs/BENCHMARKS.md replaced in place.
             print(markdown(scale_rows(bench.results["scale"])))
@@ -912,6 +923,8 @@ def main() -> None:
     print(markdown(scale_rows(bench.results["scale"])))
     print()
     print(markdown(hl7_bench.hl7_rows(bench.results["hl7"])))
+    print()
+    print(markdown(pacs_bench.pacs_rows(bench.results["pacs"])))
     yard = machine["yardstick"]
     print(
         f"\nTotal {total:.0f} s, CPU yardstick {yard[0]:.2f} s before and {yard[1]:.2f} s after. Written to {args.output}"
@@ -924,6 +937,7 @@ def main() -> None:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api_bench  # noqa: E402
 import hl7_bench  # noqa: E402
+import pacs_bench  # noqa: E402
 import scale_bench  # noqa: E402
 from scale_bench import scale_document, scale_rows  # noqa: E402
 

@@ -331,7 +331,7 @@ def fill_catalog(conn, hashed: str) -> None:
     for code, meaning, modality, minutes, part, prep in procedures:
         conn.execute(
             """INSERT INTO scheduling_procedure (code_value, coding_scheme, code_meaning, modality,
-                                                 default_duration, body_part, preparation, active)
+                                                 default_duration, body_part, instructions_en, active)
                VALUES (%s, 'RIS', %s, %s, %s, %s, %s, true)""",
             [code, meaning, modality, minutes, part, prep],
         )

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from ris.dates import LocalDateField, LocalDateInput
 from scheduling.forms import BootstrapInputsMixin
 from scheduling.validators import validate_calendar_date
 
@@ -16,8 +17,9 @@ from .models import AckCode, Sender
 QUERY_MAX_LENGTH = 100
 
 
-def _date_input() -> forms.DateInput:
-    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+def _date_input() -> LocalDateInput:
+    # A text box in the interface's era, not type="date": ris/dates.py says why.
+    return LocalDateInput()
 
 
 class MessageSearchForm(BootstrapInputsMixin, forms.Form):
@@ -34,10 +36,10 @@ class MessageSearchForm(BootstrapInputsMixin, forms.Form):
     ack_code = forms.ChoiceField(
         label=_("ACK"), required=False, choices=[("", _("Any ACK")), *AckCode.choices]
     )
-    date_from = forms.DateField(
+    date_from = LocalDateField(
         label=_("Received from"), required=False, widget=_date_input(), validators=[validate_calendar_date]
     )
-    date_to = forms.DateField(
+    date_to = LocalDateField(
         label=_("Received to"), required=False, widget=_date_input(), validators=[validate_calendar_date]
     )
     q = forms.CharField(

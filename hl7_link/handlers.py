@@ -46,6 +46,7 @@ ORDER_STATUS_CODES = {
     OrderStatus.IN_PROGRESS: "IP",
     OrderStatus.COMPLETED: "CM",
     OrderStatus.CANCELLED: "CA",
+    OrderStatus.NO_SHOW: "CA",  # as hl7_link.outbound says it: the order will not be performed
 }
 
 # ORC-1 -> (the reply when done, the reply when refused).
@@ -650,8 +651,9 @@ def order_new(ctx: Context, group: OrderGroup, control: str) -> Order:
 def order_stop(ctx: Context, group: OrderGroup, control: str) -> Order:
     """CA (cancel) and DC (discontinue): the order is cancelled, with the reason the HIS gave."""
     order = _find_order(ctx, group)
-    if order.status == OrderStatus.CANCELLED:
-        return order  # cancelled already (the HIS sent it again): the same answer
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.NO_SHOW):
+        # Cancelled already (the HIS sent it again), or a no-show (final too, told as CA): the same answer.
+        return order
     if order.status in (OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED):
         raise _problem(
             ctx,

@@ -160,6 +160,8 @@ OUTBOUND_KINDS = (
     OrderEventKind.ARRIVED,
     OrderEventKind.STARTED,
     OrderEventKind.COMPLETED,
+    # New receivers get it; one configured before has it ticked in the admin when its HIS takes S26.
+    OrderEventKind.NO_SHOW,
 )
 
 

@@ -3,14 +3,16 @@
 A receiver chooses how bookings reach it (Receiver.appointment_style):
 
 - SIU, as IHE RAD-48 Appointment Notification: booked -> SIU^S12, rescheduled -> SIU^S13, cancelled ->
-  SIU^S15. The issue named S14, but HL7 defines S13 as "notification of appointment rescheduling" (a new
-  time) and S14 as "modification" (other details), so a moved exam is an S13. The exam's progress
+  SIU^S15, no-show -> SIU^S26 (SCH-25 "Noshow"). The issue named S14, but HL7 defines S13 as
+  "notification of appointment rescheduling" (a new time) and S14 as "modification" (other details), so
+  a moved exam is an S13. The exam's progress
   (arrived, started, completed) is not an appointment: it goes as an order status update, below. So does
   the cancellation of an order that was never booked (cancelled while Requested): there is no
   appointment to cancel, only the order.
 - ORDER, as IHE RAD-3 (the order filler's status updates to the placer): every kind as ORM^O01 (v2.3.1)
   or OMG^O19 (v2.5.1, timing in TQ1) with ORC-1 SC and ORC-5 the order's status: SC scheduled, IP arrived
-  or started, CM completed, CA cancelled.
+  or started, CM completed, CA cancelled or a no-show (ORC-16 NOSHOW^No show: table 0038 has no code of its
+  own for it).
 
 The message is built when the outbox takes the event (hl7_link.outbox), from the order as it is then
 (usually a moment after the commit) and the status the event recorded; it is stored and sent as built,
@@ -38,6 +40,12 @@ SIU_EVENTS = {
     OrderEventKind.BOOKED: ("S12", "Notification of new appointment booking", "Booked"),
     OrderEventKind.RESCHEDULED: ("S13", "Notification of appointment rescheduling", "Booked"),
     OrderEventKind.CANCELLED: ("S15", "Notification of appointment cancellation", "Cancelled"),
+    # SCH-25 "Noshow" is table 0278's own status for it.
+    OrderEventKind.NO_SHOW: (
+        "S26",
+        "Notification that patient did not show up for scheduled appointment",
+        "Noshow",
+    ),
 }
 
 # The order's status -> ORC-5 (HL7 table 0038) in the status updates we send. Arrived counts as in
@@ -49,7 +57,13 @@ ORDER_STATUS = {
     OrderStatus.IN_PROGRESS: "IP",
     OrderStatus.COMPLETED: "CM",
     OrderStatus.CANCELLED: "CA",
+    # Table 0038 has no no-show: the order will not be performed (a rebooking is a new order), so CA,
+    # with ORC-16 NO_SHOW_REASON telling it from a cancellation. DC means stopped once under way.
+    OrderStatus.NO_SHOW: "CA",
 }
+
+# ORC-16 (order control code reason, CE) of a no-show's status update.
+NO_SHOW_REASON = ("NOSHOW", "No show")
 
 # Our priorities -> HL7 table 0027 (TQ-6, TQ1-9): S stat, A as soon as possible, R routine.
 PRIORITY_CODES = {
@@ -233,7 +247,9 @@ def _order_status(receiver: Receiver, event: OrderEvent, order: Order) -> tuple[
     v25 = _is_v25(receiver)
     message_type = "OMG^O19" if v25 else "ORM^O01"
     status = ORDER_STATUS.get(event.status, "")
-    reason = order.cancel_reason if event.status == OrderStatus.CANCELLED else ""
+    reason = ("", order.cancel_reason) if event.status == OrderStatus.CANCELLED else ("", "")
+    if event.status == OrderStatus.NO_SHOW:
+        reason = NO_SHOW_REASON
     orc = _segment(
         "ORC",
         "SC",
@@ -249,7 +265,7 @@ def _order_status(receiver: Receiver, event: OrderEvent, order: Order) -> tuple[
         "",
         _components("", order.requesting_physician) if order.requesting_physician else "",
         *[""] * 3,
-        _components("", reason) if reason else "",
+        _components(*reason) if reason[1] else "",
     )
     scheduled = _scheduled(order)
     obr = _segment(

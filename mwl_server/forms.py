@@ -2,6 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ris.dates import LocalDateField
 from scheduling.models import Room
 from scheduling.validators import validate_calendar_date
 
@@ -12,12 +13,8 @@ class ModalityQueryForm(forms.Form):
     room = forms.ModelChoiceField(
         label=_("Room"), queryset=Room.objects.filter(active=True), empty_label=None
     )
-    day = forms.DateField(
-        label=_("Date"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        validators=[validate_calendar_date],
-    )
+    # Typed in the interface's era (ris/dates.py); the query sent to the worklist server is C.E.
+    day = LocalDateField(label=_("Date"), required=False, validators=[validate_calendar_date])
     target = forms.ChoiceField(label=_("Worklist server"))
 
     def __init__(self, *args, **kwargs):

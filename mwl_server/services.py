@@ -23,7 +23,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from scheduling import services as scheduling
-from scheduling.models import ACTIVE_STATUSES, Order, OrderStatus, Room
+from scheduling.models import ACTIVE_STATUSES, Completion, Order, OrderStatus, Room
 from scheduling.selectors import day_bounds
 from worklist_export.dataset import ExportError, item_dataset, order_source, source_fingerprint
 from worklist_export.encoding import source_bytes
@@ -481,7 +481,8 @@ def mpps_update(
     *, sop_instance_uid: str, attributes: Dataset, calling_ae: str, calling_address: str = ""
 ) -> PerformedProcedureStep:
     """N-SET from `calling_ae` (the AE that created the step): new attributes for a step; COMPLETED
-    completes the order, DISCONTINUED returns it to the front desk with the reason.
+    completes the order (unless its room completes by hand, Room.completion MANUAL), DISCONTINUED
+    returns it to the front desk with the reason.
 
     Raises DicomFailure (and records an MppsRefusal) when the request is refused.
     """
@@ -522,7 +523,10 @@ def _mpps_update(*, sop_instance_uid: str, attributes: Dataset, calling_ae: str)
                         f"order {order.accession_number} was cancelled meanwhile",
                         order=order,
                     )
-                if order.status != OrderStatus.COMPLETED:
+                # A room whose exams staff complete by hand (Room.completion MANUAL): the step is
+                # recorded as COMPLETED, the order stays where it is for a person to close.
+                manual = order.room is not None and order.room.completion == Completion.MANUAL
+                if order.status != OrderStatus.COMPLETED and not manual:
                     order = scheduling.order_complete(order=_start(order, user), user=user)
             elif status == MppsStatus.DISCONTINUED:
                 step.discontinue_reason = _discontinue_reason(attributes) or "Discontinued at modality"

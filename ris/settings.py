@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy
 
@@ -150,6 +151,8 @@ INSTALLED_APPS = [
     "api",
     # The HL7 v2 link with the HIS (`manage.py serve_hl7`, the outbox); settings in the section "HL7".
     "hl7_link",
+    # The PACS link with Orthanc (studies close exams, images with CT windows); section "PACS".
+    "pacs_link",
 ]
 
 MIDDLEWARE = [
@@ -191,8 +194,11 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "scheduling.roles.roles_context",
                 "scheduling.context_processors.to_schedule",
+                "pacs_link.context_processors.unmatched_studies",
                 "ris.idle.idle_logout",
             ],
+            # Every template's |date shows the year in B.E. under Thai (ris/dates.py).
+            "builtins": ["ris.templatetags.buddhist_era"],
         },
     },
 ]
@@ -429,6 +435,27 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {"task": "api.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }
 
+# --- No-shows (scheduling: `manage.py mark_no_shows`) ---------------------------------------------
+# At NO_SHOW_END_OF_DAY_TIME (clinic time, HH:MM), beat marks a no-show every exam of the day still
+# scheduled whose time has passed, so the "To call back" list is complete by the next morning. Off by
+# default: a site whose technologists do not click Arrive for every patient would lose its exams.
+NO_SHOW_AT_END_OF_DAY = env.bool("NO_SHOW_AT_END_OF_DAY", default=False)
+NO_SHOW_END_OF_DAY_TIME = env("NO_SHOW_END_OF_DAY_TIME", default="20:00")
+_no_show_at = NO_SHOW_END_OF_DAY_TIME.split(":")
+if not (
+    len(_no_show_at) == 2
+    and all(part.isdigit() for part in _no_show_at)
+    and int(_no_show_at[0]) < 24
+    and int(_no_show_at[1]) < 60
+):
+    raise ImproperlyConfigured(f"NO_SHOW_END_OF_DAY_TIME must be HH:MM, not {NO_SHOW_END_OF_DAY_TIME!r}")
+if NO_SHOW_AT_END_OF_DAY:
+    CELERY_BEAT_SCHEDULE["mark-no-shows"] = {
+        "task": "scheduling.tasks.mark_no_shows",
+        # In CELERY_TIMEZONE, the clinic's.
+        "schedule": crontab(hour=int(_no_show_at[0]), minute=int(_no_show_at[1])),
+    }
+
 # Everything to stdout: the container runtime (or systemd) collects and rotates it.
 LOGGING = {
     "version": 1,
@@ -577,3 +604,25 @@ HL7_MAX_MESSAGE_BYTES = env.int("HL7_MAX_MESSAGE_BYTES", default=1_048_576)
 HL7_SEND_TIMEOUT = env.float("HL7_SEND_TIMEOUT", default=10)
 HL7_RETRY_MAX_SECONDS = env.int("HL7_RETRY_MAX_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["hl7-outbox"] = {"task": "hl7_link.tasks.outbox_run", "schedule": 30.0}
+
+# --- PACS (pacs_link: Orthanc's /changes feed, the images on the order page) ------------------------
+# Orthanc's REST API (e.g. http://orthanc:8042). Empty: no PACS link; the order pages show no images.
+ORTHANC_URL = env("ORTHANC_URL", default="").rstrip("/")
+# HTTP basic credentials of a user in Orthanc's RegisteredUsers; from the environment, never in a file
+# of the project. A production RIS with ORTHANC_URL refuses to start without them.
+ORTHANC_USERNAME = env("ORTHANC_USERNAME", default="")
+ORTHANC_PASSWORD = env("ORTHANC_PASSWORD", default="")
+if ORTHANC_URL and not DEBUG and not (ORTHANC_USERNAME and ORTHANC_PASSWORD):
+    raise ImproperlyConfigured(
+        "ORTHANC_URL is set but ORTHANC_USERNAME or ORTHANC_PASSWORD is not: production talks to the "
+        "PACS with credentials (a user of Orthanc's RegisteredUsers); see .env.example."
+    )
+# Seconds to wait for Orthanc's answer, and between two polls of its /changes feed (the beat task in
+# production, `manage.py follow_pacs --every` in `make run`).
+ORTHANC_TIMEOUT = env.float("ORTHANC_TIMEOUT", default=10)
+PACS_POLL_SECONDS = env.float("PACS_POLL_SECONDS", default=5)
+# Rendered images (PNG/JPEG of an instance with a window) are kept here, keyed by instance and window.
+PACS_RENDER_CACHE_DIR = env.path("PACS_RENDER_CACHE_DIR", default=BASE_DIR / "var" / "render-cache")
+PACS_RENDER_CACHE_MB = env.int("PACS_RENDER_CACHE_MB", default=512)
+if ORTHANC_URL:
+    CELERY_BEAT_SCHEDULE["pacs-follow"] = {"task": "pacs_link.tasks.follow", "schedule": PACS_POLL_SECONDS}

@@ -24,6 +24,7 @@ urlpatterns = [
     path("mwl/", include("mwl_server.urls")),
     path("api/", include("api.urls")),
     path("interface/", include("hl7_link.urls")),
+    path("pacs/", include("pacs_link.urls")),
     path("", include("scheduling.urls")),
 ]
 

@@ -87,7 +87,10 @@ class PatientAdmin(SimpleHistoryAdmin):
     # Searched as at the front desk, from the indexes (see get_search_results); the fields named here
     # only make the admin show its search box.
     search_fields = ("mrn",)
-    search_help_text = _("The MRN or its start, or part of a name in Thai or Latin letters.")
+    search_help_text = _(
+        "The MRN or its start, part of a name in Thai or Latin letters, a national ID (or its first "
+        "six digits or more) or a passport number."
+    )
     # At a million patients, counting the whole table for "N total" under every search costs more
     # than the search; a birth-date hierarchy grouped the whole table by year for its links, and an
     # issuer filter read every row for its list of issuers.
@@ -156,8 +159,18 @@ class OpeningHoursInline(admin.TabularInline):
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ("name", "modality", "ae_title", "station_name", "location", "worklist_charset", "active")
-    list_filter = ("modality", "active", "worklist_charset")
+    list_display = (
+        "name",
+        "modality",
+        "ae_title",
+        "station_name",
+        "location",
+        "worklist_charset",
+        "completion",
+        "active",
+    )
+    # The edit form shows every field, "exams completed by" (Room.completion) among them.
+    list_filter = ("modality", "active", "worklist_charset", "completion")
     search_fields = ("name", "ae_title", "station_name", "location")
     inlines = [OpeningHoursInline]
 

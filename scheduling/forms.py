@@ -7,7 +7,7 @@ A service refuses with a ValidationError keyed by the thing to fix ("start", "ro
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
@@ -17,10 +17,13 @@ from django.db.models import prefetch_related_objects
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from ris.dates import LocalDateField, LocalDateInput
+
 from . import rules, selectors, services
-from .models import Modality, Order, OrderStatus, Patient, Procedure, Room
+from .models import NAME_PREFIXES, Modality, Order, OrderStatus, Patient, Procedure, Room
 from .services import ORDER_DETAIL_FIELDS, PATIENT_FIELDS
 from .validators import validate_calendar_date
 
@@ -91,8 +94,9 @@ def _confirm_field(label: str) -> forms.BooleanField:
     return forms.BooleanField(label=label, required=False, widget=forms.HiddenInput)
 
 
-def _date_input() -> forms.DateInput:
-    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+def _date_input() -> LocalDateInput:
+    # A text box in the interface's era, not type="date": ris/dates.py says why.
+    return LocalDateInput()
 
 
 def _model_field(model: type, name: str, **kwargs: Any) -> forms.Field:
@@ -103,6 +107,29 @@ def _model_field(model: type, name: str, **kwargs: Any) -> forms.Field:
 # --- patients -----------------------------------------------------------------------------------
 
 
+class SuggestionsInput(forms.TextInput):
+    """A text input with suggestions to choose from (an HTML <datalist>), anything else still typed.
+
+    The browser's own list: reached with the arrow keys, read by screen readers as the input's
+    suggestions, and no script (the site's Content-Security-Policy allows none inline).
+    """
+
+    def __init__(self, suggestions: tuple[str, ...], attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.suggestions = suggestions
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer=None) -> str:
+        list_id = f"{(attrs or {}).get('id') or name}-suggestions"
+        attrs = {**(attrs or {}), "list": list_id, "autocomplete": "off"}
+        options = format_html_join("", '<option value="{}"></option>', ((s,) for s in self.suggestions))
+        return format_html(
+            '{}<datalist id="{}">{}</datalist>',
+            super().render(name, value, attrs, renderer),
+            list_id,
+            options,
+        )
+
+
 class PatientForm(forms.ModelForm):
     confirm_duplicate = _confirm_field(_("Register anyway: this is a different person"))
     version = version_field()
@@ -110,11 +137,37 @@ class PatientForm(forms.ModelForm):
     class Meta:
         model = Patient
         fields = PATIENT_FIELDS
-        widgets = {"birth_date": _date_input(), "address": forms.Textarea(attrs={"rows": 2})}
+        field_classes = {"birth_date": LocalDateField}
+        widgets = {
+            "birth_date": _date_input(),
+            "address": forms.Textarea(attrs={"rows": 2}),
+            "name_prefix": SuggestionsInput(NAME_PREFIXES),
+            "national_id": forms.TextInput(attrs={"inputmode": "numeric", "maxlength": 13}),
+            "passport_country": forms.TextInput(attrs={"maxlength": 3, "autocapitalize": "characters"}),
+            "passport_number": forms.TextInput(attrs={"autocapitalize": "characters"}),
+        }
+        help_texts = {
+            "name_prefix": _("Choose from the list (นาย, นาง, นางสาว, Mr, Mrs ...) or type another."),
+            "national_id": _("13 digits, without dashes or spaces."),
+            "passport_number": _("For a patient without a Thai national ID: with the passport's country."),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _open_version(self)
+        # A form posted without the choice (one opened before the field existed, a script) keeps the
+        # record's language, Thai for a new patient, rather than failing at a field the clerk never saw.
+        self.fields["preferred_language"].required = False
+
+    def clean_preferred_language(self) -> str:
+        return self.cleaned_data["preferred_language"] or self.instance.preferred_language
+
+    def clean_passport_number(self) -> str:
+        # As the passport prints it: capitals, no spaces ("aa 123 4567" is AA1234567).
+        return "".join(self.cleaned_data["passport_number"].split()).upper()
+
+    def clean_passport_country(self) -> str:
+        return self.cleaned_data["passport_country"].strip().upper()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -127,6 +180,12 @@ class PatientForm(forms.ModelForm):
         if national_id := cleaned.get("national_id"):
             # At the field, as the MRN: the model's own words name the constraint, not the other patient.
             taken = services.national_id_taken(national_id=national_id, exclude_pk=self.instance.pk)
+            if taken is not None and self.instance.merged_into_id is None:
+                add_service_error(self, taken)
+        if (number := cleaned.get("passport_number")) and (country := cleaned.get("passport_country")):
+            taken = services.passport_taken(
+                passport_number=number, passport_country=country, exclude_pk=self.instance.pk
+            )
             if taken is not None and self.instance.merged_into_id is None:
                 add_service_error(self, taken)
         check_edit_conflict(self, {name: cleaned[name] for name in PATIENT_FIELDS if name in cleaned})
@@ -148,17 +207,17 @@ class BootstrapInputsMixin:
 
 class PatientSearchForm(BootstrapInputsMixin, forms.Form):
     q = forms.CharField(
-        label=_("MRN or name"),
+        label=_("MRN, name or ID"),
         required=False,
         widget=forms.TextInput(
             attrs={
-                "placeholder": _("MRN, Thai or Latin name"),
+                "placeholder": _("MRN, Thai or Latin name, national ID or passport"),
                 "autofocus": True,
                 "data-autocomplete-url": reverse_lazy("scheduling:patient_autocomplete"),
             }
         ),
     )
-    birth_date = forms.DateField(label=_("Birth date"), required=False, widget=_date_input())
+    birth_date = LocalDateField(label=_("Birth date"), required=False, widget=_date_input())
 
 
 # --- booking ------------------------------------------------------------------------------------
@@ -263,7 +322,7 @@ class BookingForm(SlotFormMixin, forms.Form):
     )
     procedure = forms.ModelChoiceField(label=_("Procedure"), queryset=Procedure.objects.filter(active=True))
     room = forms.ModelChoiceField(label=_("Room"), queryset=Room.objects.filter(active=True))
-    date = forms.DateField(label=_("Date"), widget=_date_input(), validators=[validate_calendar_date])
+    date = LocalDateField(label=_("Date"), widget=_date_input(), validators=[validate_calendar_date])
     slot = SlotField(label=_("Start time"))
     priority = _model_field(Order, "priority")
     referring_physician = _model_field(Order, "referring_physician")
@@ -312,7 +371,7 @@ class BookingForm(SlotFormMixin, forms.Form):
 
 class RescheduleForm(SlotFormMixin, forms.Form):
     room = forms.ModelChoiceField(label=_("Room"), queryset=Room.objects.filter(active=True))
-    date = forms.DateField(label=_("Date"), widget=_date_input(), validators=[validate_calendar_date])
+    date = LocalDateField(label=_("Date"), widget=_date_input(), validators=[validate_calendar_date])
     slot = SlotField(label=_("Start time"))
     confirm_patient_overlap = _confirm_field(_("Book anyway: the patient has an overlapping exam"))
 
@@ -358,7 +417,7 @@ class SlotQueryForm(forms.Form):
     """The query of the free-slots endpoint the booking page calls when room, date or procedure change."""
 
     room = forms.ModelChoiceField(queryset=Room.objects.all())
-    date = forms.DateField(validators=[validate_calendar_date])
+    date = LocalDateField(validators=[validate_calendar_date])
     procedure = forms.ModelChoiceField(queryset=Procedure.objects.all())
     order = forms.ModelChoiceField(queryset=Order.objects.all(), required=False)
 
@@ -413,10 +472,10 @@ class CancelForm(forms.Form):
 
 
 class OrderFilterForm(BootstrapInputsMixin, forms.Form):
-    date_from = forms.DateField(
+    date_from = LocalDateField(
         label=_("From"), required=False, widget=_date_input(), validators=[validate_calendar_date]
     )
-    date_to = forms.DateField(
+    date_to = LocalDateField(
         label=_("To"), required=False, widget=_date_input(), validators=[validate_calendar_date]
     )
     status = forms.ChoiceField(
@@ -439,4 +498,33 @@ class OrderFilterForm(BootstrapInputsMixin, forms.Form):
         date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
         if date_from and date_to and date_from > date_to:
             self.add_error("date_to", _("The end date is before the start date."))
+        return cleaned
+
+
+# --- no-shows -----------------------------------------------------------------------------------
+
+# The widest span the no-show counts cover at once: a quarter, a small table.
+NO_SHOW_COUNTS_MAX_DAYS = 92
+
+
+class NoShowCountsForm(BootstrapInputsMixin, forms.Form):
+    """The days the "To call back" page counts no-shows over: the last week unless the clerk chooses."""
+
+    date_from = LocalDateField(label=_("From"), widget=_date_input(), validators=[validate_calendar_date])
+    date_to = LocalDateField(label=_("To"), widget=_date_input(), validators=[validate_calendar_date])
+
+    @classmethod
+    def for_query(cls, query: Mapping[str, Any]) -> NoShowCountsForm:
+        """The form of the page's address, the last seven days filled in for what it leaves out."""
+        today = timezone.localdate()
+        defaults = {"date_from": (today - timedelta(days=6)).isoformat(), "date_to": today.isoformat()}
+        return cls({**defaults, **{k: v for k, v in query.items() if k in defaults and v}})
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", _("The end date is before the start date."))
+        elif date_from and date_to and (date_to - date_from).days >= NO_SHOW_COUNTS_MAX_DAYS:
+            self.add_error("date_to", _("Choose at most %(days)s days.") % {"days": NO_SHOW_COUNTS_MAX_DAYS})
         return cleaned

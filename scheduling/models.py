@@ -13,8 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 from . import validators
@@ -52,6 +52,18 @@ class CharacterSet(models.TextChoices):
     UTF8 = "ISO_IR 192", _("Unicode UTF-8 (ISO_IR 192)")
     LATIN1 = "ISO_IR 100", _("Latin-1 (ISO_IR 100)")
     THAI = "ISO_IR 166", _("Thai TIS-620 (ISO_IR 166)")
+
+
+class Language(models.TextChoices):
+    """The languages a patient is spoken to in: the slip and its preparation text (settings.LANGUAGES)."""
+
+    THAI = "th", "ไทย"
+    ENGLISH = "en", "English"
+
+
+# The name prefixes the patient form offers (free text stays possible): the Thai titles of adults and
+# of children under 15, then the English ones. They go into the DICOM name prefix component as typed.
+NAME_PREFIXES = ("นาย", "นาง", "นางสาว", "เด็กชาย", "เด็กหญิง", "Mr", "Mrs", "Ms", "Miss")
 
 
 class Patient(models.Model):
@@ -124,6 +136,33 @@ class Patient(models.Model):
         blank=True,
         validators=[validators.validate_thai_national_id],
     )
+    # A foreigner's passport: the number is unique only together with the country that issued it.
+    # db_default too, so the bulk fills' raw INSERTs (bench, the real-stack scale test) need not name it.
+    passport_number = models.CharField(
+        _("passport number"),
+        max_length=20,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validators.validate_passport_number],
+    )
+    passport_country = models.CharField(
+        _("passport country"),
+        max_length=3,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validators.validate_country_alpha3],
+        help_text=_("ISO 3166 three-letter code, as in the passport: THA, MMR, GBR, USA."),
+    )
+    # The slip is printed in this language, whatever the clerk's interface language.
+    preferred_language = models.CharField(
+        _("preferred language"),
+        max_length=2,
+        choices=Language.choices,
+        default=Language.THAI,
+        db_default=Language.THAI,
+    )
     # Set when this record was merged into another (HL7 ADT^A40, or an admin's merge): its orders were
     # moved there; the record stays, so its history and the identifiers it was known by are kept.
     merged_into = models.ForeignKey(
@@ -156,6 +195,12 @@ class Patient(models.Model):
                 condition=~Q(national_id="") & Q(merged_into__isnull=True),
                 name="patient_national_id_unique",
             ),
+            # As the national ID: a merged record keeps the passport it was known by without holding it.
+            models.UniqueConstraint(
+                fields=["passport_country", "passport_number"],
+                condition=~Q(passport_number="") & Q(merged_into__isnull=True),
+                name="patient_passport_unique_per_country",
+            ),
         ]
         # The search's indexes on PostgreSQL (MRN prefix, pg_trgm over the names) are in migration
         # 0007_patient_search, as SQL: SQLite has no equivalent and must not get them.
@@ -174,6 +219,15 @@ class Patient(models.Model):
         # Each part fits 64 characters, but DICOM PN allows 64 for the whole component group
         # family^given^middle^prefix^suffix: a longer name would be refused at export.
         errors = {}
+        # A passport number means nothing without its country, and a country alone identifies nobody.
+        if self.passport_number and not self.passport_country:
+            errors["passport_country"] = ValidationError(
+                _("Enter the country that issued the passport."), code="passport_country_missing"
+            )
+        if self.passport_country and not self.passport_number:
+            errors["passport_number"] = ValidationError(
+                _("Enter the passport number, or leave the country empty."), code="passport_number_missing"
+            )
         if len(self.dicom_name) > PN_GROUP_MAX:
             errors["family_name"] = self._name_too_long(self.dicom_name)
         if len(self.dicom_romanized_name) > PN_GROUP_MAX:
@@ -191,6 +245,11 @@ class Patient(models.Model):
             code="pn_group_length",
             params={"max": PN_GROUP_MAX, "length": len(name)},
         )
+
+    @property
+    def formatted_national_id(self) -> str:
+        """The national ID as on the card, X-XXXX-XXXXX-XX-X ("" when there is none)."""
+        return validators.format_thai_national_id(self.national_id)
 
     @property
     def dicom_name(self) -> str:
@@ -248,7 +307,11 @@ class Procedure(models.Model):
     body_part = models.CharField(
         _("body part"), max_length=16, blank=True, validators=[validators.validate_cs]
     )
-    preparation = models.TextField(_("patient preparation"), blank=True)
+    # What the patient does before the exam, printed on the slip in the patient's language.
+    instructions_th = models.TextField(_("patient preparation (Thai)"), blank=True, default="", db_default="")
+    instructions_en = models.TextField(
+        _("patient preparation (English)"), blank=True, default="", db_default=""
+    )
     active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -266,6 +329,34 @@ class Procedure(models.Model):
         # "CT Head without contrast (CTHEAD)", not "CT CT Head ...": most names already start with it.
         prefix = "" if self.code_meaning.upper().startswith(f"{self.modality} ") else f"{self.modality} "
         return f"{prefix}{self.code_meaning} ({self.code_value})"
+
+    def instructions_in(self, language: str) -> str:
+        """The preparation text in `language` ("th" or "en"), else in the other one when only that exists.
+
+        A patient is better served by the other language than by a slip that says nothing.
+        """
+        thai, english = self.instructions_th.strip(), self.instructions_en.strip()
+        if language.split("-")[0] == Language.THAI:
+            return thai or english
+        return english or thai
+
+    @property
+    def preparation(self) -> str:
+        """The preparation text in the active interface language (the order page shows it to staff)."""
+        return self.instructions_in(get_language() or settings.LANGUAGE_CODE)
+
+
+class Completion(models.TextChoices):
+    """What completes a room's exams, so their worklist items go away (Room.completion)."""
+
+    # The modality's MPPS COMPLETED (mwl_server); the study's arrival in the PACS is recorded only.
+    MPPS = "mpps", _("MPPS from the modality")
+    # The study's arrival in the PACS (pacs_link), for rooms whose modality sends no MPPS (most
+    # ultrasound and X-ray rooms, older CTs). An MPPS, if one comes, completes too: whichever is first.
+    STUDY = "study", _("Study arrival in the PACS")
+    # A person, on the order page: MPPS IN PROGRESS still starts the exam, and a study is still
+    # recorded, but neither completes it.
+    MANUAL = "manual", _("Manual, by the staff")
 
 
 class Room(models.Model):
@@ -298,6 +389,13 @@ class Room(models.Model):
         blank=True,
         validators=[validators.validate_ae_title],
         help_text=_("Leave empty to use the site's worklist AE title (wlmscpfs layout only)."),
+    )
+    completion = models.CharField(
+        _("exams completed by"),
+        max_length=8,
+        choices=Completion.choices,
+        default=Completion.MPPS,
+        help_text=_("Choose study arrival for a modality that sends no MPPS."),
     )
     active = models.BooleanField(_("active"), default=True)
 
@@ -401,6 +499,8 @@ class OrderStatus(models.TextChoices):
     IN_PROGRESS = "IN_PROGRESS", _("In progress")
     COMPLETED = "COMPLETED", _("Completed")
     CANCELLED = "CANCELLED", _("Cancelled")
+    # The patient did not come: final like cancelled, off the worklist, on the "To call back" list.
+    NO_SHOW = "NO_SHOW", _("No show")
 
 
 # The statuses in which an order belongs on a scanner's worklist.
@@ -481,6 +581,18 @@ class Order(models.Model):
     cancel_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
     # Why the modality stopped the exam (MPPS DISCONTINUED); the order went back to the front desk.
     discontinue_reason = models.CharField(_("discontinuation reason"), max_length=200, blank=True)
+    # A no-show waits on the front desk's "To call back" list until someone has called the patient
+    # (services.order_called_back, also on rebooking): then it leaves the list, the no-show stays final.
+    called_back_at = models.DateTimeField(_("called back at"), null=True, blank=True, editable=False)
+    called_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        editable=False,
+        verbose_name=_("called back by"),
+    )
     booked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -547,6 +659,12 @@ class Order(models.Model):
                 condition=Q(status=OrderStatus.REQUESTED),
                 name="order_requested_idx",
             ),
+            # The "To call back" list: no-shows nobody has called yet, the latest missed exam first.
+            models.Index(
+                fields=["-scheduled_start", "-id"],
+                condition=Q(status=OrderStatus.NO_SHOW, called_back_at__isnull=True),
+                name="order_call_back_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -578,6 +696,7 @@ class OrderEventKind(models.TextChoices):
     PATIENT_CHANGED = "patient_changed", _("Patient details changed")
     ROOM_CHANGED = "room_changed", _("Room changed")
     PROCEDURE_CHANGED = "procedure_changed", _("Procedure changed")
+    NO_SHOW = "no_show", _("No show")
 
 
 class OrderEvent(models.Model):

@@ -46,6 +46,14 @@ ADMIN_PERMISSIONS = {
         "message": ("view",),
         "outboundmessage": ("view",),
     },
+    # The PACS link (pacs_link/admin.py); granted by pacs_link's migration 0004. The presets are the
+    # site's to edit; studies, series and the feed cursor are the follower's records, read-only.
+    "pacs_link": {
+        "windowpreset": ("add", "change", "view"),
+        "study": ("view",),
+        "series": ("view",),
+        "feedcursor": ("view",),
+    },
     "auth": {"user": ("add", "change", "view"), "group": ("view",)},
 }
 

@@ -29,11 +29,14 @@ from .models import ACTIVE_STATUSES, Order, OrderStatus, Patient, Procedure, Roo
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     # A requested order leaves REQUESTED by being booked (services.order_schedule), or is cancelled.
     OrderStatus.REQUESTED: (OrderStatus.CANCELLED,),
-    OrderStatus.SCHEDULED: (OrderStatus.ARRIVED, OrderStatus.CANCELLED),
+    # A no-show only once the exam's time has passed (no_show_due): see check_transition.
+    OrderStatus.SCHEDULED: (OrderStatus.ARRIVED, OrderStatus.CANCELLED, OrderStatus.NO_SHOW),
     OrderStatus.ARRIVED: (OrderStatus.IN_PROGRESS, OrderStatus.CANCELLED),
     OrderStatus.IN_PROGRESS: (OrderStatus.COMPLETED,),
     OrderStatus.COMPLETED: (),
     OrderStatus.CANCELLED: (),
+    # Final like a cancellation: the patient is called back and booked again as a new order.
+    OrderStatus.NO_SHOW: (),
 }
 
 # Not in TRANSITIONS on purpose: the order pages derive their buttons from TRANSITIONS, and going back
@@ -426,7 +429,25 @@ def check_transition(*, order: Order, to: str, reason: str = "") -> list[Problem
         ]
     if to == OrderStatus.CANCELLED and not reason.strip():
         return [Problem("reason", _("Give a reason for the cancellation."), "reason_required")]
+    if to == OrderStatus.NO_SHOW and not no_show_due(order):
+        return [
+            Problem(
+                None,
+                _("The exam is booked until %(end)s: it can be marked a no-show once that time has passed.")
+                % {"end": f"{timezone.localtime(order.scheduled_end):%H:%M}"},
+                "not_yet_due",
+            )
+        ]
     return []
+
+
+def no_show_due(order: Order, now: datetime | None = None) -> bool:
+    """Whether the exam's time has passed, so that a scheduled order may be marked a no-show.
+
+    Its end, not its start: a patient who comes late but within the slot can still be seen (a no-show
+    is final), and the end-of-day run (services.orders_mark_no_shows) uses the same bound.
+    """
+    return order.scheduled_end is not None and order.scheduled_end <= (now or timezone.now())
 
 
 def check_discontinue(*, order: Order) -> list[Problem]:

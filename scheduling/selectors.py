@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, F, Func, IntegerField, Q, QuerySet, TextField, Value, When
-from django.db.models.functions import Coalesce, Replace
+from django.db.models import Case, Count, F, Func, IntegerField, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Coalesce, Replace, TruncDate
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from ris.dates import date_format
+
 from .models import OpeningHours, Order, OrderStatus, Patient, Priority, Procedure, Room
+from .validators import PASSPORT_NUMBER_RE
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -101,7 +105,9 @@ def schedule_for_day(*, day: date) -> list[tuple[Room, list[BoardOrder]]]:
 # --- patient search -------------------------------------------------------------------------------
 # Built so that PostgreSQL answers every kind of term from an index (scheduling/migrations/0007):
 # - an MRN prefix from a btree over UPPER(mrn) with text_pattern_ops (LIKE 'x%' under any collation);
-# - a name fragment from one pg_trgm GIN index over patient_search_text(), all name parts in one string.
+# - a name fragment from one pg_trgm GIN index over patient_search_text(), all name parts in one string;
+# - a national ID, whole or its first NATIONAL_ID_PREFIX_MIN digits or more, from a btree over
+#   national_id with varchar_pattern_ops, and an exact passport number from a btree (migration 0016).
 # The SQL of patient_search_text() must stay exactly the indexed expression, or the planner ignores the
 # index: tests/realstack/test_scale_patients.py fails when it does. SQLite runs the same SQL, unindexed.
 
@@ -142,9 +148,38 @@ def patient_search_text() -> Replace:
     return text
 
 
+# Fewer digits than this are not looked up as the start of a national ID: "1" or "350" would match a
+# large share of all patients (the first digit is one of few categories, the next four the province
+# and district of registration), a list nobody reads.
+NATIONAL_ID_PREFIX_MIN = 6
+NATIONAL_ID_LENGTH = 13
+# A national ID as a clerk types it: digits, grouped as on the card with dashes or spaces or not.
+_NATIONAL_ID_TYPED = re.compile(r"[0-9][0-9 -]*")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def patient_search_terms(query: str) -> list[str]:
+    """The terms of a search: its whitespace-separated words, except that a query of only digits,
+    dashes and spaces is one term, a national ID typed in the card's groups ("1 1017 00203 45 0")."""
+    query = query.strip()
+    if _NATIONAL_ID_TYPED.fullmatch(query):
+        return ["".join(query.split())]
+    return query.split()
+
+
 def _patient_term(term: str) -> Q:
     fragment = term if len(term) >= PATIENT_FRAGMENT_MIN else f" {term}"
-    return Q(mrn__istartswith=term) | Q(search_text__icontains=fragment.translate(_MARKS_AS_DIGITS))
+    match = Q(mrn__istartswith=term) | Q(search_text__icontains=fragment.translate(_MARKS_AS_DIGITS))
+    digits = term.replace("-", "")
+    if _ASCII_DIGITS.fullmatch(digits) and len(digits) >= NATIONAL_ID_PREFIX_MIN:
+        # All 13 digits: equality; fewer: the start of the number. Both from the same index.
+        whole = len(digits) == NATIONAL_ID_LENGTH
+        match |= Q(national_id=digits) if whole else Q(national_id__startswith=digits)
+    passport = term.upper()
+    if PASSPORT_NUMBER_RE.fullmatch(passport):
+        # Exactly: a passport number's start says little, and foreigners' numbers are short.
+        match |= Q(passport_number=passport)
+    return match
 
 
 def patients_matching(*, query: str, queryset: QuerySet[Patient] | None = None) -> QuerySet[Patient]:
@@ -152,9 +187,11 @@ def patients_matching(*, query: str, queryset: QuerySet[Patient] | None = None) 
 
     A term matches an MRN that starts with it, or a name part (native or romanised) that holds it;
     one or two letters match the start of a name part's word. Case is ignored (on SQLite for A-Z only).
+    Six digits or more (dashes and spaces between them ignored) also match the start of a national ID,
+    13 the whole of one; a term that could be a passport number matches one exactly.
     """
     qs = Patient.objects.all() if queryset is None else queryset
-    terms = query.split()
+    terms = patient_search_terms(query)
     if not terms:
         return qs
     qs = qs.alias(search_text=patient_search_text())
@@ -429,8 +466,11 @@ def _history_value(model, field_name: str, value) -> str:
         return str(related) if related is not None else str(value)
     if field.choices:
         return str(dict(field.flatchoices).get(value, value))
+    # As the rest of the page writes dates: B.E. under Thai (ris/dates.py).
     if isinstance(value, datetime):
-        return f"{timezone.localtime(value):%Y-%m-%d %H:%M}"
+        return date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+    if isinstance(value, date):
+        return date_format(value, "SHORT_DATE_FORMAT")
     return str(value)
 
 
@@ -469,3 +509,84 @@ def record_history(*, instance) -> list[HistoryRow]:
             )
         previous = record
     return rows
+
+
+# --- no-shows -----------------------------------------------------------------------------------
+
+
+class CallBackPage(NamedTuple):
+    orders: list[Order]
+    # Where the next page starts (call_back_cursor of the last order), or None on the last page.
+    next_cursor: str | None
+
+
+def call_back_cursor(order: Order) -> str:
+    return f"{order.scheduled_start.isoformat()}_{order.pk}"
+
+
+def _call_back_position(cursor: str) -> tuple[datetime, int] | None:
+    start, _, pk = cursor.rpartition("_")
+    try:
+        position = datetime.fromisoformat(start), int(pk)
+    except ValueError:
+        return None
+    return position if timezone.is_aware(position[0]) else None
+
+
+def orders_to_call_back(*, after: str = "", limit: int) -> CallBackPage:
+    """The no-shows nobody has called back yet, the latest missed exam first: the "To call back" list.
+
+    Read on the partial index order_call_back_idx in its order, `limit` at a time from the cursor
+    `after` (a page's next_cursor; an unreadable one starts from the top): no COUNT and no OFFSET, so a
+    page costs the same however long the list has grown.
+    """
+    orders = Order.objects.filter(status=OrderStatus.NO_SHOW, called_back_at__isnull=True)
+    position = _call_back_position(after) if after else None
+    if position is not None:
+        start, pk = position
+        orders = orders.filter(Q(scheduled_start__lt=start) | Q(scheduled_start=start, pk__lt=pk))
+    found = list(
+        orders.select_related("patient", "procedure", "room").order_by("-scheduled_start", "-pk")[: limit + 1]
+    )
+    more = len(found) > limit
+    found = found[:limit]
+    return CallBackPage(found, call_back_cursor(found[-1]) if more else None)
+
+
+@dataclass
+class NoShowCounts:
+    """No-shows per room and day: `rooms` the columns, `rows` (day, a count per room, the day's total)."""
+
+    rooms: list[Room]
+    rows: list[tuple[date, list[int], int]]
+    totals: list[int]
+    total: int
+
+
+def no_show_counts(*, date_from: date, date_to: date) -> NoShowCounts:
+    """How many exams were no-shows in each room on each clinic day from `date_from` to `date_to`.
+
+    Counted in the database (GROUP BY room and day over the (status, scheduled_start, id) index), so
+    only the few sums are read, called back or not. The day is the exam's in the clinic's time zone.
+    Only days and rooms with a no-show appear.
+    """
+    start, _ = day_bounds(date_from)
+    _, end = day_bounds(date_to)
+    counted = (
+        Order.objects.filter(status=OrderStatus.NO_SHOW, scheduled_start__gte=start, scheduled_start__lt=end)
+        .annotate(day=TruncDate("scheduled_start", tzinfo=timezone.get_current_timezone()))
+        .order_by()
+        .values("day", "room_id")
+        .annotate(n=Count("id"))
+    )
+    by_day: dict[date, dict[int, int]] = {}
+    for row in counted:
+        by_day.setdefault(row["day"], {})[row["room_id"]] = row["n"]
+    room_ids = {room_id for counts in by_day.values() for room_id in counts}
+    rooms = list(Room.objects.filter(pk__in=room_ids).order_by("name", "pk"))
+    rows = []
+    for day in sorted(by_day):
+        counts = [by_day[day].get(room.pk, 0) for room in rooms]
+        rows.append((day, counts, sum(counts)))
+    totals = [sum(row[1][i] for row in rows) for i in range(len(rooms))]
+    return NoShowCounts(rooms=rooms, rows=rows, totals=totals, total=sum(totals))

@@ -16,11 +16,12 @@ import enum
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import NoReturn
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -33,6 +34,7 @@ from . import events, rules
 from .models import (
     ACTIVE_STATUSES,
     AccessionCounter,
+    Language,
     Order,
     OrderEventKind,
     OrderStatus,
@@ -764,6 +766,7 @@ _TRANSITION_EVENTS = {
     OrderStatus.IN_PROGRESS: OrderEventKind.STARTED,
     OrderStatus.COMPLETED: OrderEventKind.COMPLETED,
     OrderStatus.CANCELLED: OrderEventKind.CANCELLED,
+    OrderStatus.NO_SHOW: OrderEventKind.NO_SHOW,
 }
 
 
@@ -808,6 +811,82 @@ def order_cancel(
     return order_transition(
         order=order, to=OrderStatus.CANCELLED, user=user, reason=reason, if_version=if_version
     )
+
+
+def order_no_show(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:
+    """The patient did not come to a scheduled exam whose time has passed (rules.no_show_due).
+
+    Final, like a cancellation: the order leaves the worklist (its NO_SHOW event), keeps its past slot,
+    and waits on the "To call back" list until order_called_back.
+    """
+    return order_transition(order=order, to=OrderStatus.NO_SHOW, user=user, if_version=if_version)
+
+
+def order_called_back(*, order: Order, user: AbstractBaseUser) -> Order:
+    """Someone called the patient of a no-show (and rebooked the exam, or not): off the "To call back" list.
+
+    Not an order event: nothing the worklist, the API or the HIS follows changes. Calling back twice keeps
+    the first call's time and caller.
+    """
+    with transaction.atomic():
+        order = _locked(order)
+        if order.status != OrderStatus.NO_SHOW:
+            raise ValidationError(
+                _("Only a no-show is called back; this order is %(status)s.")
+                % {"status": order.get_status_display().lower()},
+                code="not_no_show",
+            )
+        if order.called_back_at is None:
+            order._history_user = user
+            order.called_back_at = timezone.now()
+            order.called_back_by = user
+            order.save(update_fields=["called_back_at", "called_back_by", "updated_at"])
+    return order
+
+
+NO_SHOW_USERNAME = "no-show"
+
+
+def no_show_user() -> AbstractBaseUser:
+    """The system user the end-of-day run marks no-shows as (like mwl_server's "modality")."""
+    user, created = get_user_model().objects.get_or_create(username=NO_SHOW_USERNAME)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def orders_mark_no_shows(*, day: date, user: AbstractBaseUser) -> list[Order]:
+    """Mark a no-show every order still scheduled on `day` (clinic time) whose time has passed.
+
+    The end-of-day run (tasks.mark_no_shows, `manage.py mark_no_shows`). Idempotent: a second run finds
+    nothing left scheduled. Each order goes through order_no_show in its own transaction, so an order a
+    technologist arrives meanwhile is locked, seen ARRIVED and left alone.
+    """
+    day_start = timezone.make_aware(datetime.combine(day, time.min))
+    due = (
+        Order.objects.filter(
+            status=OrderStatus.SCHEDULED,
+            scheduled_start__gte=day_start,
+            scheduled_start__lt=day_start + timedelta(days=1),
+            scheduled_end__lte=timezone.now(),  # rules.no_show_due, said to the database
+        )
+        .order_by("scheduled_start", "id")  # the (status, scheduled_start, id) index
+        .only("id")
+    )
+    marked = []
+    for order in due:
+        try:
+            marked.append(order_no_show(order=order, user=user))
+        except ValidationError as exc:
+            # Only the order's own rules refuse here (arrived or cancelled since the query): skip it.
+            if not {"illegal_transition", "not_yet_due"} & _codes(exc):
+                raise
+    return marked
+
+
+def _codes(exc: ValidationError) -> set[str]:
+    return {error.code for error in exc.error_list if error.code}
 
 
 def order_discontinue(*, order: Order, reason: str, user: AbstractBaseUser) -> Order:
@@ -963,6 +1042,8 @@ PATIENT_FIELDS = (
     "mrn",
     "issuer",
     "national_id",
+    "passport_number",
+    "passport_country",
     "name_prefix",
     "given_name",
     "middle_name",
@@ -979,6 +1060,7 @@ PATIENT_FIELDS = (
     "allergies",
     "medical_alerts",
     "pregnancy_status",
+    "preferred_language",
 )
 
 
@@ -1033,12 +1115,48 @@ def national_id_taken(*, national_id: str, exclude_pk: int | None = None) -> Val
     )
 
 
+def passport_taken(
+    *, passport_number: str, passport_country: str, exclude_pk: int | None = None
+) -> ValidationError | None:
+    """The refusal, at "passport_number", of a passport another record in use holds; None when it is
+    free or empty. As the national ID, a record merged into another keeps its passport without holding it."""
+    if not passport_number:
+        return None
+    others = Patient.objects.filter(
+        passport_number=passport_number, passport_country=passport_country, merged_into__isnull=True
+    )
+    taken = (others if exclude_pk is None else others.exclude(pk=exclude_pk)).first()
+    if taken is None:
+        return None
+    return ValidationError(
+        {
+            "passport_number": ValidationError(
+                _("Passport %(country)s %(number)s is already registered to %(name)s (MRN %(mrn)s)."),
+                code="passport_taken",
+                params={
+                    "country": passport_country,
+                    "number": passport_number,
+                    "name": taken.display_name,
+                    "mrn": taken.mrn,
+                },
+            )
+        }
+    )
+
+
 def _identifiers_taken(patient: Patient) -> ValidationError | None:
-    """The refusal of `patient`'s MRN or national ID, which another record holds; None when both are free."""
+    """The refusal of `patient`'s MRN, national ID or passport, which another record holds; None when
+    all are free."""
     if error := mrn_taken(mrn=patient.mrn, issuer=patient.issuer, exclude_pk=patient.pk):
         return error
     if patient.merged_into_id is None:
-        return national_id_taken(national_id=patient.national_id, exclude_pk=patient.pk)
+        if error := national_id_taken(national_id=patient.national_id, exclude_pk=patient.pk):
+            return error
+        return passport_taken(
+            passport_number=patient.passport_number,
+            passport_country=patient.passport_country,
+            exclude_pk=patient.pk,
+        )
     return None
 
 
@@ -1097,6 +1215,8 @@ def patient_register(
     birth_date: date,
     issuer: str | None = None,
     national_id: str = "",
+    passport_number: str = "",
+    passport_country: str = "",
     given_name: str = "",
     middle_name: str = "",
     name_prefix: str = "",
@@ -1111,6 +1231,7 @@ def patient_register(
     allergies: str = "",
     medical_alerts: str = "",
     pregnancy_status: str = "",
+    preferred_language: str = Language.THAI,
     confirm_duplicate: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> Patient:
@@ -1150,6 +1271,8 @@ def patient_update(
     mrn: str | _Keep = KEEP,
     issuer: str | _Keep = KEEP,
     national_id: str | _Keep = KEEP,
+    passport_number: str | _Keep = KEEP,
+    passport_country: str | _Keep = KEEP,
     family_name: str | _Keep = KEEP,
     given_name: str | _Keep = KEEP,
     middle_name: str | _Keep = KEEP,
@@ -1166,6 +1289,7 @@ def patient_update(
     allergies: str | _Keep = KEEP,
     medical_alerts: str | _Keep = KEEP,
     pregnancy_status: str | _Keep = KEEP,
+    preferred_language: str | _Keep = KEEP,
     expected_version: int | None = None,
     if_version: int | None = None,
 ) -> Patient:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from .models import OrderStatus
+from .models import Order, OrderStatus
 from .roles import FRONT_DESK, TECHNOLOGIST
+from .rules import no_show_due
 from .services import EDITABLE, RESCHEDULABLE, SCHEDULABLE, TRANSITIONS
 
 # Each action, the role it needs and whether an order in a status offers it. Hiding an action from a
@@ -21,6 +22,8 @@ _ACTIONS: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
     ("start", TECHNOLOGIST, lambda status: OrderStatus.IN_PROGRESS in TRANSITIONS[status]),
     ("complete", TECHNOLOGIST, lambda status: OrderStatus.COMPLETED in TRANSITIONS[status]),
     ("cancel", FRONT_DESK, lambda status: OrderStatus.CANCELLED in TRANSITIONS[status]),
+    # Offered on the order page once the exam's time has passed (order_page_actions); not on the board.
+    ("no_show", FRONT_DESK, lambda status: OrderStatus.NO_SHOW in TRANSITIONS[status]),
     ("reschedule", FRONT_DESK, lambda status: status in RESCHEDULABLE),
     # Booking a requested order (the To schedule list's "Book"): never on the board, which shows
     # only booked orders.
@@ -29,8 +32,8 @@ _ACTIONS: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
 )
 
 # status -> {action: the role it needs}, e.g. SCHEDULED -> {"arrive": TECHNOLOGIST, "cancel": FRONT_DESK,
-# "reschedule": FRONT_DESK, "edit": FRONT_DESK}; REQUESTED -> {"cancel", "schedule", "edit"} for the
-# front desk; COMPLETED and CANCELLED offer nothing.
+# "no_show": FRONT_DESK, "reschedule": FRONT_DESK, "edit": FRONT_DESK}; REQUESTED -> {"cancel",
+# "schedule", "edit"} for the front desk; COMPLETED, CANCELLED and NO_SHOW offer nothing.
 STATUS_ACTIONS: dict[str, dict[str, str]] = {
     status: {name: role for name, role, offered_in in _ACTIONS if offered_in(status)}
     for status in OrderStatus
@@ -42,6 +45,15 @@ def order_actions(*, status: str, roles: Collection[str]) -> tuple[str, ...]:
     return tuple(name for name, role in STATUS_ACTIONS.get(status, {}).items() if role in roles)
 
 
+def order_page_actions(*, order: Order, roles: Collection[str]) -> tuple[str, ...]:
+    """order_actions for one order's page, less a no-show before the exam's time has passed (the rule
+    would refuse it: rules.no_show_due)."""
+    actions = order_actions(status=order.status, roles=roles)
+    if "no_show" in actions and not no_show_due(order):
+        return tuple(name for name in actions if name != "no_show")
+    return actions
+
+
 # status -> Bootstrap colour: the badge (text-bg-<colour>) and the board's block (border-, bg-<colour>-subtle).
 STATUS_COLOURS: dict[str, str] = {
     OrderStatus.REQUESTED: "dark",
@@ -50,6 +62,7 @@ STATUS_COLOURS: dict[str, str] = {
     OrderStatus.IN_PROGRESS: "warning",
     OrderStatus.COMPLETED: "success",
     OrderStatus.CANCELLED: "secondary",
+    OrderStatus.NO_SHOW: "danger",
 }
 
 

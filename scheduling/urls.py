@@ -15,6 +15,7 @@ urlpatterns = [
     path("orders/new/", views.order_create, name="order_create"),
     path("orders/slots/", views.slots, name="slots"),
     path("orders/to-schedule/", views.to_schedule, name="to_schedule"),
+    path("orders/to-call-back/", views.to_call_back, name="to_call_back"),
     path("orders/<int:pk>/", views.order_detail, name="order_detail"),
     path("orders/<int:pk>/slip/", views.order_slip, name="order_slip"),
     path("orders/<int:pk>/edit/", views.order_update, name="order_update"),
@@ -24,4 +25,6 @@ urlpatterns = [
     path("orders/<int:pk>/start/", views.order_start, name="order_start"),
     path("orders/<int:pk>/complete/", views.order_complete, name="order_complete"),
     path("orders/<int:pk>/cancel/", views.order_cancel, name="order_cancel"),
+    path("orders/<int:pk>/no-show/", views.order_no_show, name="order_no_show"),
+    path("orders/<int:pk>/called-back/", views.order_called_back, name="order_called_back"),
 ]

@@ -126,3 +126,47 @@ def validate_thai_national_id(value: str) -> None:
             _("This national ID's check digit is wrong: check the number against the ID card."),
             code="national_id_checksum",
         )
+
+
+def format_thai_national_id(value: str) -> str:
+    """A national ID as printed on the card, X-XXXX-XXXXX-XX-X; anything else as it is."""
+    if not re.fullmatch(r"\d{13}", value or ""):
+        return value
+    return f"{value[0]}-{value[1:5]}-{value[5:10]}-{value[10:12]}-{value[12]}"
+
+
+# ISO 3166-1 alpha-3, the country codes of passports (ICAO Doc 9303 uses them in the machine-readable
+# zone; Germany's "D" there is written DEU here). Kept here rather than as a dependency: 249 codes.
+ISO_3166_ALPHA3 = frozenset(
+    """
+    ABW AFG AGO AIA ALA ALB AND ARE ARG ARM ASM ATA ATF ATG AUS AUT AZE BDI BEL BEN BES BFA BGD BGR
+    BHR BHS BIH BLM BLR BLZ BMU BOL BRA BRB BRN BTN BVT BWA CAF CAN CCK CHE CHL CHN CIV CMR COD COG
+    COK COL COM CPV CRI CUB CUW CXR CYM CYP CZE DEU DJI DMA DNK DOM DZA ECU EGY ERI ESH ESP EST ETH
+    FIN FJI FLK FRA FRO FSM GAB GBR GEO GGY GHA GIB GIN GLP GMB GNB GNQ GRC GRD GRL GTM GUF GUM GUY
+    HKG HMD HND HRV HTI HUN IDN IMN IND IOT IRL IRN IRQ ISL ISR ITA JAM JEY JOR JPN KAZ KEN KGZ KHM
+    KIR KNA KOR KWT LAO LBN LBR LBY LCA LIE LKA LSO LTU LUX LVA MAC MAF MAR MCO MDA MDG MDV MEX MHL
+    MKD MLI MLT MMR MNE MNG MNP MOZ MRT MSR MTQ MUS MWI MYS MYT NAM NCL NER NFK NGA NIC NIU NLD NOR
+    NPL NRU NZL OMN PAK PAN PCN PER PHL PLW PNG POL PRI PRK PRT PRY PSE PYF QAT REU ROU RUS RWA SAU
+    SDN SEN SGP SGS SHN SJM SLB SLE SLV SMR SOM SPM SRB SSD STP SUR SVK SVN SWE SWZ SXM SYC SYR TCA
+    TCD TGO THA TJK TKL TKM TLS TON TTO TUN TUR TUV TWN TZA UGA UKR UMI URY USA UZB VAT VCT VEN VGB
+    VIR VNM VUT WLF WSM YEM ZAF ZMB ZWE
+    """.split()
+)
+PASSPORT_NUMBER_RE = re.compile(r"^[A-Z0-9]{1,20}$")
+
+
+def validate_passport_number(value: str) -> None:
+    """A passport number as printed: capital letters A-Z and digits (ICAO Doc 9303), at most 20."""
+    if not PASSPORT_NUMBER_RE.match(value or ""):
+        raise ValidationError(
+            _("A passport number is capital letters A-Z and digits, without spaces (like AA1234567)."),
+            code="passport_number_format",
+        )
+
+
+def validate_country_alpha3(value: str) -> None:
+    if value not in ISO_3166_ALPHA3:
+        raise ValidationError(
+            _("Enter the passport's country as its three-letter code (like GBR, USA, MMR)."),
+            code="country_alpha3",
+        )

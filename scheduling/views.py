@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,7 +13,6 @@ from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -23,6 +22,8 @@ from access_audit.models import AccessAction
 from access_audit.selectors import patient_access_log
 from access_audit.services import access_record
 from mwl_server.selectors import mpps_refusals_for_order
+from pacs_link.selectors import order_images_context
+from ris.dates import date_format, parse_local_date
 from worklist_export.selectors import order_export_state
 
 from . import rules, selectors, services
@@ -32,6 +33,7 @@ from .forms import (
     SLOT_QUERY_FIELDS,
     BookingForm,
     CancelForm,
+    NoShowCountsForm,
     OrderDetailsForm,
     OrderFilterForm,
     PatientForm,
@@ -43,13 +45,14 @@ from .forms import (
     ask_confirmation,
     show_edit_conflict,
 )
-from .models import Order, Patient
+from .models import Order, OrderStatus, Patient
 from .roles import FRONT_DESK, TECHNOLOGIST, require_role, user_roles
-from .status_actions import order_actions
+from .status_actions import order_page_actions
 from .validators import validate_calendar_date
 
 ORDERS_PER_PAGE = 25
 TO_SCHEDULE_PER_PAGE = 25
+TO_CALL_BACK_PER_PAGE = 25
 PATIENTS_PER_PAGE = 25
 # A clerk narrows the search long before the 40th page; a count and an OFFSET bounded by this stay
 # fast at a million patients (selectors.patient_search_first says how the patients are chosen).
@@ -83,15 +86,16 @@ def schedule(request: HttpRequest) -> HttpResponse:
     day = today
     if raw := request.GET.get("date"):
         try:
-            day = date.fromisoformat(raw)
+            day = parse_local_date(raw)
             validate_calendar_date(day)
-        except ValueError:
-            messages.warning(
-                request, _("“%(value)s” is not a date (YYYY-MM-DD); showing today.") % {"value": raw}
-            )
         except ValidationError as error:
             day = today
             messages.warning(request, error.messages[0])
+        else:
+            if raw != day.isoformat():
+                # The date box sends the day as typed (04/12/2569); the board's address, which its
+                # refresh, the day links and a bookmark reuse, carries the ISO date.
+                return redirect(f"{request.path}?date={day.isoformat()}")
     context = {
         "day": day,
         "today": today,
@@ -154,6 +158,9 @@ def patient_autocomplete(request: HttpRequest) -> JsonResponse:
                     patient.display_name,
                     patient.romanized_display_name,
                     patient.mrn,
+                    # Found by a national ID or passport, the clerk sees the number they typed.
+                    patient.formatted_national_id,
+                    patient.passport_number,
                     date_format(patient.birth_date, "SHORT_DATE_FORMAT"),
                 )
                 if part
@@ -263,6 +270,7 @@ def order_create(request: HttpRequest) -> HttpResponse:
                 add_service_error(form, error, BOOKING_ERROR_FIELDS)
             else:
                 _say_booked(request, order)
+                _called_back_on_rebooking(request, order)
                 return redirect(order)
     else:
         initial = {"date": timezone.localdate(), **_slot_query(request)}
@@ -294,11 +302,13 @@ def _render_order(request: HttpRequest, order: Order, cancel_form: CancelForm | 
         "order": order,
         "cancel_form": cancel_form or CancelForm(),
         # Only the buttons the order's status and the user's role allow; the actions check the role again.
-        "actions": order_actions(status=order.status, roles=user_roles(request.user)),
+        "actions": order_page_actions(order=order, roles=user_roles(request.user)),
         "export_state": order_export_state(order=order),
         "history": selectors.record_history(instance=order),
         # MPPS requests the DICOM server refused for this exam (templates/mwl_server/_mpps_refusals.html).
         "mpps_refusals": mpps_refusals_for_order(order=order),
+        # The studies the PACS holds for it (templates/pacs_link/_order_images.html).
+        **order_images_context(order=order),
     }
     return render(request, "scheduling/order_detail.html", context)
 
@@ -312,9 +322,19 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def order_slip(request: HttpRequest, pk: int) -> HttpResponse:
-    """The appointment slip handed to the patient: when, where, how to prepare, and a barcode for check-in."""
+    """The appointment slip handed to the patient: when, where, how to prepare, and a barcode for check-in.
+
+    The slip is in the patient's preferred language, whatever the clerk's: the template renders it
+    under {% language %}, the page around it (menu, Print) stays in the clerk's.
+    """
     order = _order_for_page(pk)
-    context = {"order": order, "barcode": mark_safe(code128_svg(order.accession_number))}
+    language = order.patient.preferred_language
+    context = {
+        "order": order,
+        "barcode": mark_safe(code128_svg(order.accession_number)),
+        "slip_language": language,
+        "instructions": order.procedure.instructions_in(language),
+    }
     access_record(request=request, action=AccessAction.SLIP_PRINTED, order=order)
     return render(request, "scheduling/order_slip.html", context)
 
@@ -358,6 +378,17 @@ def order_start(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(TECHNOLOGIST)
 def order_complete(request: HttpRequest, pk: int) -> HttpResponse:
     return _order_step(request, pk, services.order_complete, _("Order %(accession)s: exam completed."))
+
+
+@require_POST
+@require_role(FRONT_DESK)
+def order_no_show(request: HttpRequest, pk: int) -> HttpResponse:
+    return _order_step(
+        request,
+        pk,
+        services.order_no_show,
+        _("Order %(accession)s: marked a no-show, on the To call back list."),
+    )
 
 
 @require_POST
@@ -426,6 +457,53 @@ def order_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
         }
         form = RescheduleForm(initial=initial, order=order)
     return render(request, "scheduling/order_reschedule.html", {"form": form, "order": order})
+
+
+def _called_back_on_rebooking(request: HttpRequest, order: Order) -> None:
+    """A booking made from the To call back list's Rebook (?rebook=<the no-show>) calls that no-show back,
+    so it leaves the list; only the same patient's no-show, should the clerk have changed the patient."""
+    pk = request.GET.get("rebook", "")
+    no_show = (
+        Order.objects.filter(pk=pk, status=OrderStatus.NO_SHOW, patient=order.patient).first()
+        if pk.isdigit()
+        else None
+    )
+    if no_show is not None:
+        services.order_called_back(order=no_show, user=request.user)
+
+
+@require_GET
+@require_role(FRONT_DESK)  # the front desk's list: it shows the patients' phone numbers
+def to_call_back(request: HttpRequest) -> HttpResponse:
+    """The no-shows to call back and book again, latest first; and how many no-shows each room had a day."""
+    page = selectors.orders_to_call_back(after=request.GET.get("after", ""), limit=TO_CALL_BACK_PER_PAGE)
+    form = NoShowCountsForm.for_query(request.GET)
+    counts = None
+    if form.is_valid():
+        counts = selectors.no_show_counts(
+            date_from=form.cleaned_data["date_from"], date_to=form.cleaned_data["date_to"]
+        )
+    else:
+        _error_messages(request, form)
+    context = {"page": page, "form": form, "counts": counts, "first_page": not request.GET.get("after")}
+    return render(request, "scheduling/to_call_back.html", context)
+
+
+@require_POST
+@require_role(FRONT_DESK)
+def order_called_back(request: HttpRequest, pk: int) -> HttpResponse:
+    """The patient of a no-show was called (and will not be booked again now): off the To call back list."""
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        order = services.order_called_back(order=order, user=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(
+            request, _("Order %(accession)s: called back.") % {"accession": order.accession_number}
+        )
+    return redirect("scheduling:to_call_back")
 
 
 @require_GET

@@ -7,7 +7,8 @@ serves. The dict is also what `source_fingerprint` hashes, so reconciliation can
 without encoding it, and nothing can change in the file without changing the fingerprint. pydicom reads
 the encoded item back where a Dataset is wanted (`order_dataset`: the built-in server, the dump view).
 
-A value a modality would drop or garble raises ExportError with a message for the clerk who can fix it.
+A value a modality would drop or garble raises ExportError with a message for the clerk who can fix it:
+a code and its parameters (worklist_export.problems), shown in each reader's language.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from scheduling.dicom import LATIN1, fits_charset, unencodable
 from scheduling.models import CharacterSet, Order, OrderStatus
 from scheduling.validators import AE_TITLE_RE
 
+from . import problems
 from .encoding import source_bytes
+from .problems import ExportProblem
 
 # Bump when the mapping below changes, so reconciliation rewrites every file once.
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 
 # ScheduledProcedureStepStatus (0040,0020) per order status; only active orders are exported.
 SPS_STATUS = {
@@ -46,20 +49,21 @@ SPS_STATUS = {
 # Maximum length in characters per VR (PS3.5 Table 6.2-1); PN is per component group.
 MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "DS": 16, "UI": 64}
 
-CHARSET_LABELS = {
-    CharacterSet.UTF8: "Unicode (ISO_IR 192)",
-    CharacterSet.LATIN1: "Latin-1 (ISO_IR 100)",
-    CharacterSet.THAI: "Thai TIS-620 (ISO_IR 166)",
-}
-
 
 class ExportError(Exception):
-    """An order cannot be written as a conformant worklist item; the message says what to fix."""
+    """An order cannot be written as a conformant worklist item; the message says what to fix.
 
-    def __init__(self, message: str, *, field: str = ""):
-        super().__init__(message)
-        self.message = message
+    Raised with a code of worklist_export.problems and the values of its message (`field` is the
+    English label of the field to fix), so the entry can say it in each reader's language; `message`
+    and str() are the English text.
+    """
+
+    def __init__(self, code: str, *, field: str = "", **params: Any):
+        self.problem = ExportProblem(code, {"field": field, **params} if field else params)
+        self.code = code
         self.field = field
+        self.message = self.problem.text
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
@@ -70,7 +74,7 @@ def _text(value: Any, *, vr: str, label: str, charset: str, required: bool = Fal
     value = "" if value is None else str(value).strip()
     if not value:
         if required:
-            raise ExportError(f"{label} is empty; DICOM requires a value.", field=label)
+            raise ExportError(problems.VALUE_EMPTY, field=label)
         return value
     return _checked(value, vr, label, charset)
 
@@ -81,31 +85,27 @@ def _text(value: Any, *, vr: str, label: str, charset: str, required: bool = Fal
 @functools.lru_cache(maxsize=4096)
 def _checked(value: str, vr: str, label: str, charset: str) -> str:
     if "\\" in value:
-        raise ExportError(f"{label} contains a backslash (\\), which DICOM does not allow.", field=label)
+        raise ExportError(problems.VALUE_BACKSLASH, field=label)
     limit = MAX_LENGTH[vr]
     parts = value.split("=") if vr == "PN" else [value]
     if any(len(part) > limit for part in parts):
-        raise ExportError(f"{label} is longer than {limit} characters for DICOM: {value!r}.", field=label)
+        raise ExportError(problems.VALUE_TOO_LONG, field=label, limit=limit, value=value)
     if vr in ("AE", "CS", "DS", "UI") and len(value.encode("ascii", "replace")) > limit:
-        raise ExportError(f"{label} is longer than {limit} bytes for DICOM: {value!r}.", field=label)
+        raise ExportError(problems.VALUE_TOO_MANY_BYTES, field=label, limit=limit, value=value)
     bad = "".join(unencodable(value, charset))
     if bad:
         raise ExportError(
-            f"{label} contains characters that the station's character set "
-            f"{CHARSET_LABELS.get(charset, charset)} cannot hold ({bad!r}): {value!r}.",
-            field=label,
+            problems.VALUE_UNENCODABLE, field=label, charset=charset, characters=bad, value=value
         )
     if vr == "AE" and not AE_TITLE_RE.match(value):
         # Stricter than PS3.5: newer DCMTK refuses other characters in AE titles (MWL-NOTES section 2).
-        raise ExportError(
-            f"{label} is not valid for DICOM (use A-Z, 0-9, space and - : @ _): {value!r}.", field=label
-        )
+        raise ExportError(problems.AE_TITLE_INVALID, field=label, value=value)
     try:
         validate_value(vr, value, dicom_config.RAISE)
     except ValueError as exc:
         # pydicom's wording names the VR, not the field: prefix what the clerk knows the value as.
-        message = str(exc).split(" Please see")[0]
-        raise ExportError(f"{label} is not valid for DICOM ({message}): {value!r}.", field=label) from None
+        reason = str(exc).split(" Please see")[0]
+        raise ExportError(problems.VALUE_INVALID, field=label, reason=reason, value=value) from None
     return value
 
 
@@ -127,11 +127,40 @@ def _patient_name(order: Order, charset: str) -> str:
     name = patient.dicom_name
     if not fits_charset(name, charset):
         raise ExportError(
-            f"Patient {patient.display_name} has no romanised name, and room {order.room.name} takes "
-            "Latin letters only (ISO_IR 100). Enter the romanised family and given name.",
+            problems.ROMANIZED_NAME_MISSING,
             field="Romanised patient name",
+            patient=patient.display_name,
+            room=order.room.name,
         )
     return _text(name, vr="PN", label="Patient name", charset=charset, required=True)
+
+
+# The other identifiers of the patient, each an item of OtherPatientIDsSequence (0010,1002), PS3.3
+# C.7.1.1: Patient ID, the Issuer of Patient ID macro (Table 10-18) and Type of Patient ID "TEXT" (printed,
+# not an RFID or barcode). The issuer is the country that issued the number, as its ISO 3166 alpha-3
+# code, in Issuer of Patient ID (0010,0021); what kind of number it is, in the Issuer of Patient ID
+# Qualifiers Sequence's Identifier Type Code (0040,0035), from HL7 Table 0203 as the HIS sends it in
+# PID-3.5: NI (national unique individual identifier), PPN (passport number). No Universal Entity ID:
+# the Thai registration office has no OID we know of, and an invented one would mislead.
+NATIONAL_ID_ISSUER = "THA"
+NATIONAL_ID_TYPE = "NI"
+PASSPORT_TYPE = "PPN"
+
+
+def _other_ids(patient: Any, charset: str) -> list[dict[str, str]]:
+    ids = []
+    if patient.national_id:
+        ids.append({"id": patient.national_id, "issuer": NATIONAL_ID_ISSUER, "type": NATIONAL_ID_TYPE})
+    if patient.passport_number:
+        ids.append({"id": patient.passport_number, "issuer": patient.passport_country, "type": PASSPORT_TYPE})
+    return [
+        {
+            "id": _text(other["id"], vr="LO", label="Other patient ID", charset=charset, required=True),
+            "issuer": _text(other["issuer"], vr="LO", label="Issuer of other patient ID", charset=charset),
+            "type": other["type"],
+        }
+        for other in ids
+    ]
 
 
 def _code(value: str, scheme: str, meaning: str, *, charset: str, label: str) -> dict[str, str] | None:
@@ -149,14 +178,14 @@ def order_source(order: Order) -> dict[str, Any]:
     room, procedure, patient = order.room, order.procedure, order.patient
     charset = room.worklist_charset or CharacterSet.UTF8
     if charset not in python_encoding:
-        raise ExportError(f"Room {room.name} has an unknown character set {charset!r}.", field="Room")
+        raise ExportError(problems.CHARSET_UNKNOWN, field="Room", room=room.name, charset=charset)
 
     def text(value: Any, vr: str, label: str, required: bool = False) -> str:
         return _text(value, vr=vr, label=label, charset=charset, required=required)
 
     status = SPS_STATUS.get(order.status)
     if status is None:
-        raise ExportError(f"A {order.get_status_display().lower()} order is not put on a worklist.")
+        raise ExportError(problems.STATUS_NOT_EXPORTED, status=order.status)
     start = timezone.localtime(order.scheduled_start, ZoneInfo(settings.TIME_ZONE))
     code = _code(
         procedure.code_value,
@@ -167,7 +196,7 @@ def order_source(order: Order) -> dict[str, Any]:
     )
     description = text(procedure.code_meaning, "LO", "Procedure name")
     if not description and code is None:
-        raise ExportError("The procedure has neither a name nor a complete code.", field="Procedure")
+        raise ExportError(problems.PROCEDURE_UNNAMED, field="Procedure")
     weight = patient.weight_kg
     return {
         "version": FORMAT_VERSION,
@@ -195,6 +224,7 @@ def order_source(order: Order) -> dict[str, Any]:
         "patient_name": _patient_name(order, charset),
         "patient_id": text(patient.mrn, "LO", "Patient ID (MRN)", required=True),
         "issuer": text(patient.issuer, "LO", "Issuer of patient ID"),
+        "other_ids": _other_ids(patient, charset),
         "birth_date": patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "",
         "sex": text(patient.sex, "CS", "Sex"),
         "weight": text(format(weight.normalize(), "f") if weight is not None else "", "DS", "Weight"),

@@ -76,6 +76,14 @@ def _code_item(code: dict[str, str]) -> list[Element]:
     ]
 
 
+def _other_id_item(other: dict[str, str]) -> list[Element]:
+    item: list[Element] = [(0x00100020, "LO", other["id"]), (0x00100022, "CS", "TEXT")]
+    if other["issuer"]:
+        item.append((0x00100021, "LO", other["issuer"]))
+    item.append((0x00100024, "SQ", [[(0x00400035, "CS", other["type"])]]))
+    return item
+
+
 def source_elements(source: dict[str, Any]) -> list[Element]:
     """The elements of the worklist item for a dict from order_source(). Empty type 1/1C values are
     left out; separate start date and time (some modalities ignore the combined DateTime)."""
@@ -124,6 +132,9 @@ def source_elements(source: dict[str, Any]) -> list[Element]:
         elements.append((0x00100021, "LO", source["issuer"]))
     if source["placer_order_number"]:
         elements.append((0x00402016, "LO", source["placer_order_number"]))
+    if source["other_ids"]:
+        # Never a zero-item sequence (MWL-NOTES section 1): left out when there is no other ID.
+        elements.append((0x00101002, "SQ", [_other_id_item(other) for other in source["other_ids"]]))
     return elements
 
 

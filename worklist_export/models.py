@@ -1,10 +1,12 @@
 """Export state: one row per order that the worklist export has dealt with."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.utils.translation import gettext_lazy as _
 
 from scheduling.models import Order
+
+from .problems import problem_message
 
 
 class WorklistEntry(models.Model):
@@ -32,7 +34,18 @@ class WorklistEntry(models.Model):
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     # When the folder last matched the order (written, found unchanged or removed).
     synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)
+    # Why the order is not on its worklist, in English: for the logs and the admin, and all that rows
+    # from before the codes have. The pages show error_message: the code and its parameters
+    # (worklist_export.problems) in the reader's language. The failed entries' index is on this text:
+    # every error stores it, with or without a code. The database defaults let the bulk SQL of
+    # bench/scale.py and the realstack tests, which name the older columns only, insert entries.
     last_error = models.TextField(_("last error"), blank=True)
+    last_error_code = models.CharField(
+        _("last error code"), max_length=40, blank=True, default="", db_default=""
+    )
+    last_error_params = models.JSONField(
+        _("last error parameters"), blank=True, default=dict, db_default=Value({}, models.JSONField())
+    )
     last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
 
     class Meta:
@@ -47,6 +60,14 @@ class WorklistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.path or '(no file)'}"
+
+    @property
+    def error_message(self) -> str:
+        """last_error in the active language (the reader's): its code and parameters rendered, or the
+        stored text for a row without a code."""
+        if not self.last_error_code:
+            return self.last_error
+        return problem_message(self.last_error_code, self.last_error_params, fallback=self.last_error)
 
     def is_pending_for(self, order: Order) -> bool:
         return self.synced_at is None or self.synced_at < order.updated_at

@@ -118,8 +118,13 @@ def worklists_reconcile(*, check: bool = False) -> ReconcileReport:
                     path = order_file_path(order)
                 except ExportError as exc:
                     report.add(FAILED, order.accession_number, f"{_describe(order)}: {exc}")
-                    if not check and (entry is None or entry.path or entry.last_error != str(exc)):
-                        entry_record_absent(order_id=order.pk, error=str(exc))
+                    # Rewritten when the error changed, and for an entry from before the codes.
+                    if not check and (
+                        entry is None
+                        or entry.path
+                        or (entry.last_error, entry.last_error_code) != (exc.message, exc.code)
+                    ):
+                        entry_record_absent(order_id=order.pk, problem=exc.problem)
                     continue
                 wanted.add(path)
                 fingerprint = source_fingerprint(source)
@@ -189,7 +194,7 @@ def _entry_rows() -> QuerySet:
     """
     # What the comparison below reads of each entry, and no more; rows, not models: building 18,000
     # model instances took longer than the query.
-    fields = ("order_id", "path", "source_sha256", "file_stamp", "last_error", "synced_at")
+    fields = ("order_id", "path", "source_sha256", "file_stamp", "last_error", "last_error_code", "synced_at")
     on_worklist = WorklistEntry.objects.filter(
         order__in=Order.objects.filter(worklist_order_q()).values("pk")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -15,6 +16,7 @@ from scheduling.selectors import day_bounds
 from .dataset import ExportError, order_source, source_fingerprint
 from .encoding import source_bytes
 from .models import WorklistEntry
+from .problems import ExportProblem, os_error_problem
 from .writer import (
     export_lock,
     order_file_path,
@@ -95,6 +97,8 @@ ENTRY_WRITTEN_FIELDS = (
     "removed_at",
     "synced_at",
     "last_error",
+    "last_error_code",
+    "last_error_params",
     "last_attempt_at",
 )
 
@@ -122,6 +126,8 @@ def entries_record_written(*, records: list[tuple[int, str, str, str, int, str]]
                 removed_at=None,
                 synced_at=now,
                 last_error="",
+                last_error_code="",
+                last_error_params={},
                 last_attempt_at=now,
             )
             for order_id, path, sha, source_sha, size, stamp in records
@@ -132,7 +138,15 @@ def entries_record_written(*, records: list[tuple[int, str, str, str, int, str]]
     )
 
 
-def entry_record_absent(*, order_id: int, error: str = "") -> None:
+def _error_fields(problem: ExportProblem | None) -> dict[str, Any]:
+    """The entry's error columns for `problem` (None: no error): the English text, code and parameters."""
+    if problem is None:
+        return {"last_error": "", "last_error_code": "", "last_error_params": {}}
+    return {"last_error": problem.text, "last_error_code": problem.code, "last_error_params": problem.params}
+
+
+def entry_record_absent(*, order_id: int, problem: ExportProblem | None = None) -> None:
+    """Record that order `order_id` has no file: it is off the worklist, or `problem` keeps it off."""
     now = timezone.now()
     defaults = {
         "path": "",
@@ -140,10 +154,10 @@ def entry_record_absent(*, order_id: int, error: str = "") -> None:
         "source_sha256": "",
         "file_size": None,
         "file_stamp": "",
-        "last_error": error,
+        **_error_fields(problem),
         "last_attempt_at": now,
     }
-    if not error:
+    if problem is None:
         defaults["synced_at"] = now
     entry, created = WorklistEntry.objects.get_or_create(order_id=order_id, defaults=defaults)
     if not created:
@@ -155,7 +169,7 @@ def entry_record_absent(*, order_id: int, error: str = "") -> None:
         entry.save()
 
 
-def entry_record_io_error(*, order_id: int, error: str) -> None:
+def entry_record_io_error(*, order_id: int, problem: ExportProblem) -> None:
     """The folder could not be written (full, read-only, unmounted): say so on the entry.
 
     Only the error and the attempt are recorded: whatever file was there is still there, and the
@@ -164,13 +178,12 @@ def entry_record_io_error(*, order_id: int, error: str) -> None:
     now = timezone.now()
     if not Order.objects.filter(pk=order_id).exists():
         return
-    entry, created = WorklistEntry.objects.get_or_create(
-        order_id=order_id, defaults={"last_error": error, "last_attempt_at": now}
-    )
+    fields = {**_error_fields(problem), "last_attempt_at": now}
+    entry, created = WorklistEntry.objects.get_or_create(order_id=order_id, defaults=fields)
     if not created:
-        entry.last_error = error
-        entry.last_attempt_at = now
-        entry.save(update_fields=["last_error", "last_attempt_at"])
+        for name, value in fields.items():
+            setattr(entry, name, value)
+        entry.save(update_fields=list(fields))
 
 
 def order_sync_worklist(*, order_id: int) -> str:
@@ -186,13 +199,9 @@ def order_sync_worklist(*, order_id: int) -> str:
     try:
         return _order_sync_worklist(order_id)
     except OSError as exc:
-        entry_record_io_error(order_id=order_id, error=f"{WRITE_FAILED}: {exc}")
+        entry_record_io_error(order_id=order_id, problem=os_error_problem(exc))
         logger.warning("worklist export of order %s failed, will retry: %s", order_id, exc)
         raise
-
-
-# Stored on the entry in the server's language, like the data errors of dataset.ExportError.
-WRITE_FAILED = "The worklist folder cannot be written"
 
 
 def _order_sync_worklist(order_id: int) -> str:
@@ -221,7 +230,7 @@ def _order_sync_worklist(order_id: int) -> str:
         except ExportError as exc:
             for stale in {old_path, _safe_path(order)} - {""}:
                 worklist_file_remove(relative_path=stale)
-            entry_record_absent(order_id=order.pk, error=str(exc))
+            entry_record_absent(order_id=order.pk, problem=exc.problem)
             logger.warning("worklist export of order %s (%s) failed: %s", order.pk, order, exc)
             return "failed"
 

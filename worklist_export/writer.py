@@ -27,6 +27,7 @@ from django.conf import settings
 
 from scheduling.models import Order
 
+from . import problems
 from .dataset import ExportError
 from .encoding import part10_bytes
 
@@ -66,10 +67,7 @@ def safe_ae_folder(ae_title: str) -> str:
     folder = ae_title.strip()
     if not folder or "/" in folder or "\\" in folder or folder in (".", "..") or "\0" in folder:
         raise UnsafeFolderError(
-            f"The worklist server's called AE title {ae_title!r} cannot name a folder: set "
-            "WORKLIST_CALLED_AE, or the room's worklist server called AE title, to A-Z, 0-9, space "
-            "and - : @ _.",
-            field="Worklist server called AE title",
+            problems.CALLED_AE_UNSAFE, field="Worklist server called AE title", value=ae_title
         )
     return folder
 

@@ -7,15 +7,20 @@ document.querySelectorAll("form[data-slots-url]").forEach((form) => {
   // Typing a date changes it at every digit, and the answers can arrive out of order: keep only the
   // answer to the latest question, or a partial date's "choose first" can replace the real slots.
   let latest = 0;
+  // The date box asks at every key and again when it loses the focus: the second, same question would
+  // replace the slots, and the start time chosen meanwhile, with the same list.
+  let asked = "";
 
   async function refresh() {
-    const ticket = ++latest;
     const query = new URLSearchParams({
       room: value("room"),
       date: value("date"),
       procedure: value("procedure"),
       order: form.dataset.order || "",
     });
+    if (query.toString() === asked) return;
+    asked = query.toString();
+    const ticket = ++latest;
     slot.replaceChildren(new Option("…", ""));
     if (!value("room") || !value("date") || !value("procedure")) {
       slot.replaceChildren(new Option(form.dataset.chooseFirst, ""));
@@ -37,4 +42,7 @@ document.querySelectorAll("form[data-slots-url]").forEach((form) => {
   }
 
   ["room", "date", "procedure"].forEach((name) => form.elements.namedItem(name)?.addEventListener("change", refresh));
+  // The date is a text box (dd/mm/yyyy in the page's era): ask at every key too, so the slots follow
+  // the date being typed without leaving the field; an unfinished date gets "choose first".
+  form.elements.namedItem("date")?.addEventListener("input", refresh);
 });

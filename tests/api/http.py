@@ -143,14 +143,15 @@ def seed(spec: dict) -> dict:
 
     spec: {"staff": {username: [role, ...]}, "superusers": [username],
            "clients": {name: {"scopes": [...], "allowed_addresses": ..., "rate_limit": ..., "enabled": ...}},
-           "rooms": n, "patients": n, "orders": n, "requested": n}
+           "rooms": n, "patients": n, "orders": n, "requested": n, "past": n}
     Rooms are CT rooms open 08:00-17:00 every day; orders are booked through scheduling.services from
     tomorrow on, one per room and half hour, the patients in turn; the last fifth are moved along the
     workflow (arrived, in progress, completed, cancelled) so every status has records. Then the
     requested orders: as the HIS sends them over HL7 with no room free (scheduling.services.order_request),
-    each asking for a time tomorrow, the patients in turn.
+    each asking for a time tomorrow, the patients in turn. Last, the past orders: booked yesterday, still
+    scheduled, their time over (what a no-show is marked on), at most 16.
     Returns {"tokens": {name: token}, "rooms": [ids], "procedures": [ids], "patients": [ids],
-    "orders": [ids], "requested": [ids]}.
+    "orders": [ids], "requested": [ids], "past": [ids]}.
     """
     from datetime import datetime, time, timedelta
 
@@ -231,7 +232,39 @@ def seed(spec: dict) -> dict:
         "patients": [p.pk for p in patients],
         "orders": [o.pk for o in orders],
         "requested": [o.pk for o in requested],
+        "past": [
+            o.pk
+            for o in _seed_past(
+                spec.get("past", 0), room=rooms[0], procedure=procedures[0], patients=patients, user=booker
+            )
+        ],
     }
+
+
+def _seed_past(count: int, *, room, procedure, patients, user) -> list:
+    """`count` orders of yesterday from 08:00, half an hour each, booked with the clock set back to the
+    day before: no booking is taken for a time that has passed."""
+    from datetime import datetime, time, timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from scheduling import services
+
+    yesterday = timezone.localdate() - timedelta(days=1)
+    booked_on = timezone.make_aware(datetime.combine(yesterday - timedelta(days=1), time(7)))
+    with time_machine.travel(booked_on, tick=False):
+        return [
+            services.order_book(
+                patient=patients[n % len(patients)],
+                procedure=procedure,
+                room=room,
+                start=timezone.make_aware(datetime.combine(yesterday, time(8)) + timedelta(minutes=30 * n)),
+                user=user,
+                confirm_patient_overlap=True,
+            )
+            for n in range(count)
+        ]
 
 
 def _seed_main(spec_path: str, out_path: str) -> None:

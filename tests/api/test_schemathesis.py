@@ -55,6 +55,8 @@ SPEC = {
     "orders": 40,
     # Requested orders for the schedule operation: the generator books a few, the probes one.
     "requested": 30,
+    # Yesterday's exams still scheduled, for the no-show operation's 200.
+    "past": 4,
 }
 MAX_EXAMPLES = 100
 
@@ -212,6 +214,7 @@ class Records:
         self.patients = itertools.cycle(server.seeded["patients"])
         self.slots = itertools.count()
         self.names = itertools.count(1)
+        self.past_ids = iter(server.seeded["past"])
 
     def free_start(self) -> str:
         n = next(self.slots)
@@ -247,6 +250,14 @@ class Records:
             assert answer.status == 200, answer
             order = answer.json()
         return order
+
+    def past(self) -> dict:
+        """A seeded order of yesterday still scheduled (one the generator has not marked a no-show)."""
+        for pk in self.past_ids:
+            order = self.api.get(f"/api/v1/orders/{pk}").json()
+            if order["status"] == "SCHEDULED":
+                return order
+        raise AssertionError("every seeded past order was used")
 
     def requested(self) -> dict:
         """A requested order not yet booked (by the generator or a probe): the oldest still waiting."""
@@ -380,6 +391,15 @@ def _probes(records: Records, server: Server) -> dict[tuple[str, int], Callable[
         ("POST /api/v1/orders/{id}/schedule", 412): lambda: schedule(headers=STALE),
         # Already booked: a booked order is moved with reschedule.
         ("POST /api/v1/orders/{id}/schedule", 422): lambda: schedule(order=r.order()),
+        # A no-show once the exam's time has passed; a future exam's is refused.
+        ("POST /api/v1/orders/{id}/no-show", 200): lambda: Probe(path_parameters=_id(r.past())),
+        ("POST /api/v1/orders/{id}/no-show", 400): lambda: Probe(
+            path_parameters=_id(r.order()), headers=MALFORMED
+        ),
+        ("POST /api/v1/orders/{id}/no-show", 412): lambda: Probe(
+            path_parameters=_id(r.order()), headers=STALE
+        ),
+        ("POST /api/v1/orders/{id}/no-show", 422): lambda: Probe(path_parameters=_id(r.order())),
     }
     for step, (ready, refused) in steps.items():
         label = f"POST /api/v1/orders/{{id}}/{step}"

@@ -138,6 +138,20 @@ def test_an_order_the_export_refuses_is_a_404_problem_naming_the_fix(reader, wor
     detail = response.json()["detail"]
     assert detail.startswith(f"Order {order.accession_number} has no worklist item")
     assert "romanised" in detail
+    assert response.json()["error_code"] == "romanized-name-missing"
+
+
+def test_the_refusal_is_in_the_callers_language_with_the_same_code(reader, worklist_dir, book):
+    room = RoomFactory(ae_title="ITEM01", worklist_charset=CharacterSet.THAI)
+    order = book(room=room, patient=PatientFactory(allergies="造影剤"))
+
+    english = reader.get(item_url(order), HTTP_ACCEPT_LANGUAGE="en").json()
+    thai = reader.get(item_url(order), HTTP_ACCEPT_LANGUAGE="th").json()
+
+    assert english["error_code"] == thai["error_code"] == "value-unencodable"
+    assert "Allergies contains characters" in english["detail"]
+    # The field and the character set as the Thai catalogue names them.
+    assert "ประวัติแพ้" in thai["detail"] and "มอก.620" in thai["detail"]
 
 
 def test_an_unknown_order_is_a_404_problem(reader):

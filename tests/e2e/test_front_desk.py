@@ -45,7 +45,7 @@ def ct_head():
         code_meaning="CT Head without contrast",
         modality="CT",
         default_duration=30,
-        preparation="Nothing to eat for 4 hours before the exam.",
+        instructions_en="Nothing to eat for 4 hours before the exam.",
     )
 
 
@@ -74,13 +74,12 @@ def worklist_query(**patient_keys) -> Dataset:
 
 
 def type_date(page, day: date) -> None:
-    """Type `day` into the focused date field, as a clerk does.
+    """Type `day` into the focused date field, as a clerk at an English desk does: dd/mm/yyyy, C.E.
 
-    The order of a date field's parts is the browser's, not the page's: Debian's Chromium ships only
-    its en-US locale, so it is month, day, year here whatever the page's language. The caller checks
-    the field's value afterwards, so a browser with another order fails loudly rather than silently.
+    The field is a text box in the page's language and era (ris/dates.py), not the browser's own date
+    input, whose parts follow the browser's locale (only en-US in Debian's Chromium).
     """
-    page.keyboard.type(f"{day:%m%d%Y}")
+    page.keyboard.type(f"{day:%d/%m/%Y}")
 
 
 def tab_to(page, field, *, at_most: int = 5) -> None:
@@ -142,7 +141,7 @@ def test_a_new_clerk_books_moves_and_cancels_a_thai_patients_ct(
     page.keyboard.press("Tab")
     expect(page.locator("#id_date")).to_be_focused()
     type_date(page, tomorrow())
-    expect(page.locator("#id_date")).to_have_value(tomorrow().isoformat())
+    expect(page.locator("#id_date")).to_have_value(f"{tomorrow():%d/%m/%Y}")
     slot = page.locator("#id_slot")
     tab_to(page, slot)  # past the date's calendar button
     expect(slot.locator("option", has_text="09:00")).to_have_count(1)
@@ -273,7 +272,7 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(page, shoot):
 
 
 def test_typing_a_date_keeps_the_slots_of_the_whole_date(page, clerk, ct_room, ct_head, monkeypatch):
-    # Typing a date changes the field at every digit (year 0002, 0020, 0202, 2026), and each change
+    # Typing a date changes the field at every key (0, 04, 04/, ... 04/12/2026), and each change
     # asks for the slots. The answers for the partial dates come back last here, as they can from a
     # busy server: the list must still be that of the date finally typed.
     patient = PatientFactory(mrn="HN990004")
@@ -292,7 +291,7 @@ def test_typing_a_date_keeps_the_slots_of_the_whole_date(page, clerk, ct_room, c
     date_field = page.locator("#id_date")
     tab_to(page, date_field)
     type_date(page, tomorrow())
-    expect(date_field).to_have_value(tomorrow().isoformat())
+    expect(date_field).to_have_value(f"{tomorrow():%d/%m/%Y}")
 
     slot = page.locator("#id_slot")
     expect(slot.locator("option", has_text="09:00")).to_have_count(1)

@@ -42,7 +42,7 @@ def slip_page(page, live_server):
             mrn="HN990003", name_prefix="นางสาว", given_name="วิไลวรรณ", family_name="รัตนพงษ์วัฒนากุล"
         ),
         procedure=ProcedureFactory(
-            code_meaning="CT Chest, abdomen and pelvis with contrast", preparation=PREPARATION
+            code_meaning="CT Chest, abdomen and pelvis with contrast", instructions_th=PREPARATION
         ),
         room=RoomFactory(name="CT 2 (ห้องซีที 2)", location="Building A F2"),
         booked_by=clerk,

@@ -41,7 +41,7 @@ def test_the_page_shows_the_form_and_a_navbar_link(clerk, room):
     response = clerk.get(reverse("mwl_server:query"))
     assert response.status_code == 200
     assert reverse("mwl_server:query") in response.content.decode()
-    assert f"{timezone.localdate():%Y-%m-%d}" in response.content.decode()
+    assert f"{timezone.localdate():%d/%m/%Y}" in response.content.decode()  # the day box, day first
 
 
 def test_the_page_needs_a_login(client):

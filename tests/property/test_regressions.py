@@ -83,6 +83,7 @@ def test_it_refuses_a_station_name_the_rooms_character_set_cannot_hold():
             "station_name": "ห้อง 9",
             "location": "Salle é",
             "worklist_charset": "ISO_IR 100",
+            "completion": "mpps",
         }
     )
 

@@ -202,6 +202,7 @@ ADMIN_ACTIONS += [
                 "location": "Building A",
                 "worklist_charset": "ISO_IR 192",
                 "called_ae_title": "",
+                "completion": "mpps",
                 "active": "on",
                 **OPENING_HOURS_NONE,
             },

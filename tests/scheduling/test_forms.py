@@ -59,7 +59,13 @@ def admin_form(model, admin_user, rf, data, instance=None):
 
 
 def room_data(**overrides):
-    data = {"name": "CT 9", "modality": "CT", "ae_title": "CT09", "worklist_charset": "ISO_IR 192"}
+    data = {
+        "name": "CT 9",
+        "modality": "CT",
+        "ae_title": "CT09",
+        "worklist_charset": "ISO_IR 192",
+        "completion": "mpps",
+    }
     return {**data, **overrides}
 
 

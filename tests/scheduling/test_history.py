@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 def tomorrow() -> str:
-    return (timezone.localdate() + timedelta(days=1)).isoformat()
+    """Tomorrow as the history writes it: SHORT_DATE_FORMAT, day first in English."""
+    return f"{timezone.localdate() + timedelta(days=1):%d/%m/%Y}"
 
 
 @pytest.fixture

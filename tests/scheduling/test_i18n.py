@@ -125,7 +125,9 @@ def thai_clerk(client, user):
 @pytest.fixture
 def order(user, tomorrow_at):
     # Patient data in Thai and neutral codes, so nothing the test inserted looks like a UI string.
-    procedure = ProcedureFactory(code_value="CTA01", code_meaning="ซีทีช่องท้อง", preparation="งดอาหาร 4 ชั่วโมง")
+    procedure = ProcedureFactory(
+        code_value="CTA01", code_meaning="ซีทีช่องท้อง", instructions_th="งดอาหาร 4 ชั่วโมง"
+    )
     room = RoomFactory(name="ห้องซีที 1", ae_title="CT01", station_name="CT01", location="ตึก 1")
     return OrderFactory(
         accession_number="26010100007",
@@ -195,7 +197,7 @@ def test_dates_follow_the_thai_locale(thai_clerk, order):
         "พฤศจิกายน",
         "ธันวาคม",
     ]
-    assert "17 พฤษภาคม 1980" in html  # the birth date, in Django's Thai DATE_FORMAT
+    assert "17 พฤษภาคม 2523" in html  # the birth date, in Django's Thai DATE_FORMAT, B.E. (1980 + 543)
     assert any(month in html for month in thai_months)
 
 
@@ -209,6 +211,9 @@ def test_the_checker_catches_english(thai_clerk, order):
 @pytest.mark.django_db
 def test_english_dates_are_day_first_with_a_24_hour_clock(client, user, order):
     client.force_login(user)
+    # The slip speaks the patient's language, not the clerk's: this one reads English.
+    order.patient.preferred_language = "en"
+    order.patient.save(update_fields=["preferred_language"])
 
     html = client.get(reverse("scheduling:order_slip", args=[order.pk])).content.decode()
 

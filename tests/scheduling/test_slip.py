@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def order(room, user, tomorrow_at):
     procedure = ProcedureFactory(
-        code_meaning="CT Abdomen with contrast", preparation="Nothing to eat for 4 hours before the exam."
+        code_meaning="CT Abdomen with contrast", instructions_en="Nothing to eat for 4 hours before the exam."
     )
     return OrderFactory(
         accession_number="26010100099",

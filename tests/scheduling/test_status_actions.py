@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from scheduling.models import OrderStatus
 from scheduling.roles import FRONT_DESK, TECHNOLOGIST
-from scheduling.status_actions import STATUS_ACTIONS, STATUS_COLOURS, order_actions
+from scheduling.status_actions import STATUS_ACTIONS, STATUS_COLOURS, order_actions, order_page_actions
 from tests.factories import OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +30,7 @@ PAGE_URLS = {
     "reschedule": "scheduling:order_reschedule",
     "edit": "scheduling:order_update",
     "schedule": "scheduling:order_schedule",
+    "no_show": "scheduling:order_no_show",
 }
 
 # The day board shows booked orders only: a requested one has no room or time to be drawn at.
@@ -66,9 +67,11 @@ def test_the_order_page_and_the_board_offer_the_same_actions(client, room, tomor
     on_page = page_actions(client, order)
     on_board = board_actions(client, order)
 
-    assert on_page == set(order_actions(status=status, roles=ROLE_SETS[who]))
-    # Editing the details is on the order page only: the board's menu has no entry for it.
+    assert on_page == set(order_page_actions(order=order, roles=ROLE_SETS[who]))
+    # Editing the details is on the order page only: the board's menu has no entry for it; nor has a
+    # no-show, offered only once the exam's time has passed (not tomorrow's).
     assert on_board == on_page - {"edit"}, (status, who)
+    assert on_page == set(order_actions(status=status, roles=ROLE_SETS[who])) - {"no_show"}
 
 
 def test_the_table_follows_the_services_rules():
@@ -76,14 +79,20 @@ def test_the_table_follows_the_services_rules():
 
     assert offered == {
         OrderStatus.REQUESTED: {"cancel", "schedule", "edit"},
-        OrderStatus.SCHEDULED: {"arrive", "cancel", "reschedule", "edit"},
+        OrderStatus.SCHEDULED: {"arrive", "cancel", "no_show", "reschedule", "edit"},
         OrderStatus.ARRIVED: {"start", "cancel", "reschedule", "edit"},
         OrderStatus.IN_PROGRESS: {"complete", "edit"},
         OrderStatus.COMPLETED: set(),
         OrderStatus.CANCELLED: set(),
+        OrderStatus.NO_SHOW: set(),
     }
     assert order_actions(status=OrderStatus.SCHEDULED, roles={TECHNOLOGIST}) == ("arrive",)
-    assert order_actions(status=OrderStatus.SCHEDULED, roles={FRONT_DESK}) == ("cancel", "reschedule", "edit")
+    assert order_actions(status=OrderStatus.SCHEDULED, roles={FRONT_DESK}) == (
+        "cancel",
+        "no_show",
+        "reschedule",
+        "edit",
+    )
     assert order_actions(status=OrderStatus.SCHEDULED, roles=set()) == ()
 
 

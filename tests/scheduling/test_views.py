@@ -125,7 +125,7 @@ def test_the_schedule_explains_a_bad_date(clerk):
     response = clerk.get(reverse("scheduling:schedule"), {"date": "31/02/2026"})
 
     assert response.status_code == 200
-    assert "“31/02/2026” is not a date (YYYY-MM-DD); showing today." in shown_messages(response)
+    assert "Enter the date as day/month/year, e.g. 31/12/2026." in shown_messages(response)
     assert response.context["day"] == timezone.localdate()
 
 
@@ -464,7 +464,7 @@ def test_the_order_list_explains_invalid_filters(clerk, order):
 
     assert response.status_code == 200
     shown = " ".join(shown_messages(response))
-    assert "From: Enter a valid date." in shown
+    assert "From: Enter the date as day/month/year, e.g. 31/12/" in shown
     assert "Status: Select a valid choice." in shown
     assert list(response.context["page"]) == [order]
 

@@ -27,6 +27,18 @@ def _code_item(code: dict[str, str]) -> Dataset:
     return item
 
 
+def _other_id_item(other: dict[str, str]) -> Dataset:
+    item = Dataset()
+    item.PatientID = other["id"]
+    if other["issuer"]:
+        item.IssuerOfPatientID = other["issuer"]
+    item.TypeOfPatientID = "TEXT"
+    qualifiers = Dataset()
+    qualifiers.IdentifierTypeCode = other["type"]
+    item.IssuerOfPatientIDQualifiersSequence = Sequence([qualifiers])
+    return item
+
+
 def source_dataset(source: dict[str, Any]) -> Dataset:
     """The worklist item for a dict from order_source(). Empty type 1/1C values are left out."""
     ds = Dataset()
@@ -70,6 +82,8 @@ def source_dataset(source: dict[str, Any]) -> Dataset:
     ds.PatientID = source["patient_id"]
     if source["issuer"]:
         ds.IssuerOfPatientID = source["issuer"]
+    if source["other_ids"]:
+        ds.OtherPatientIDsSequence = Sequence([_other_id_item(other) for other in source["other_ids"]])
     ds.PatientBirthDate = source["birth_date"]
     ds.PatientSex = source["sex"]
     ds.PatientWeight = source["weight"] or None

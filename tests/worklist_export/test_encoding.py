@@ -95,6 +95,14 @@ def sources(draw) -> dict:
         "patient_name": draw(TEXT.filter(str.strip)),
         "patient_id": draw(ASCII),
         "issuer": draw(TEXT),
+        "other_ids": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"id": ASCII.filter(str.strip), "issuer": ASCII, "type": st.sampled_from(["NI", "PPN"])}
+                ),
+                max_size=2,
+            )
+        ),
         "birth_date": draw(st.sampled_from(["", "19800517"])),
         "sex": draw(st.sampled_from(["", "M", "F", "O"])),
         "weight": draw(st.sampled_from(["", "72.5", "3", "120.25"])),

@@ -205,6 +205,7 @@ def room_admin_data(room, **changes):
         "location": room.location,
         "worklist_charset": room.worklist_charset,
         "called_ae_title": room.called_ae_title,
+        "completion": room.completion,
         "active": "on",
         "opening_hours-TOTAL_FORMS": str(len(hours)),
         "opening_hours-INITIAL_FORMS": str(len(hours)),
@@ -282,7 +283,8 @@ def test_a_procedure_edit_in_the_admin_rewrites_its_orders_items(
         "modality": procedure.modality,
         "default_duration": procedure.default_duration,
         "body_part": procedure.body_part,
-        "preparation": procedure.preparation,
+        "instructions_th": procedure.instructions_th,
+        "instructions_en": procedure.instructions_en,
         "active": "on",
     }
 

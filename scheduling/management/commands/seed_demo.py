@@ -21,7 +21,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from scheduling import roles, selectors, services
-from scheduling.models import CharacterSet, OpeningHours, Order, OrderStatus, Patient, Procedure, Room
+from scheduling.models import (
+    CharacterSet,
+    Language,
+    OpeningHours,
+    Order,
+    OrderStatus,
+    Patient,
+    Procedure,
+    Room,
+)
 from scheduling.selectors import day_bounds
 
 OPENS, CLOSES = time(7), time(20)
@@ -39,6 +48,7 @@ FASTING = "Fast 6 hours before the exam. Water is allowed."
 CONTRAST = "Fast 4 hours before. Bring recent creatinine result. Tell staff about any contrast allergy."
 MR_SAFETY = "Remove all metal. Tell staff about pacemakers, implants or claustrophobia."
 FULL_BLADDER = "Drink 1 litre of water 1 hour before; do not empty the bladder."
+UNDRESS_CHEST = "Remove jewellery and clothing above the waist."
 
 PROCEDURES = [
     # code value, code meaning, modality, minutes, body part, preparation
@@ -57,12 +67,22 @@ PROCEDURES = [
     ("USPELVIS", "US Pelvis", "US", 30, "PELVIS", FULL_BLADDER),
     ("USTHYROID", "US Thyroid", "US", 15, "NECK", ""),
     ("USBREAST", "US Breast both sides", "US", 30, "BREAST", ""),
-    ("DXCHESTPA", "DX Chest PA", "DX", 15, "CHEST", "Remove jewellery and clothing above the waist."),
+    ("DXCHESTPA", "DX Chest PA", "DX", 15, "CHEST", UNDRESS_CHEST),
     ("DXCHESTPALAT", "DX Chest PA and lateral", "DX", 15, "CHEST", ""),
     ("DXKNEE", "DX Knee AP and lateral", "DX", 15, "KNEE", ""),
     ("DXLSPINE", "DX Lumbar spine AP and lateral", "DX", 15, "LSPINE", ""),
     ("DXHAND", "DX Hand PA and oblique", "DX", 15, "HAND", ""),
 ]
+
+# The Thai text of each preparation above (PROCEDURES keeps one column, the English text: bench/scale.py
+# reads that list from this file's source).
+PREPARATION_TH = {
+    FASTING: "งดอาหาร 6 ชั่วโมงก่อนตรวจ ดื่มน้ำเปล่าได้",
+    CONTRAST: ("งดอาหาร 4 ชั่วโมงก่อนตรวจ นำผลตรวจค่าครีอะตินินครั้งล่าสุดมาด้วย แจ้งเจ้าหน้าที่หากเคยแพ้สารทึบรังสี"),
+    MR_SAFETY: "ถอดโลหะทุกชนิดออก แจ้งเจ้าหน้าที่หากมีเครื่องกระตุ้นหัวใจ อุปกรณ์ฝังในร่างกาย หรือกลัวที่แคบ",
+    FULL_BLADDER: "ดื่มน้ำ 1 ลิตร 1 ชั่วโมงก่อนตรวจ และกลั้นปัสสาวะไว้ ไม่ต้องถ่ายปัสสาวะ",
+    UNDRESS_CHEST: "ถอดเครื่องประดับและเสื้อผ้าท่อนบนออก",
+}
 
 PATIENTS = [
     # MRN, family, given, romanised family, romanised given, birth date, sex
@@ -93,6 +113,10 @@ BOOKINGS = [
     ("HN6900001", "MRBRAINWO", 1, 10),
     ("HN6900002", "DXCHESTPA", 1, 12),
 ]
+
+# A few identifiers to search the demo by: Thai national IDs, and foreigners' passports.
+NATIONAL_IDS = {"HN6900001": "1101700203450", "HN6900002": "3500100123457"}
+PASSPORTS = {"HN6900007": ("GBR", "533380006"), "HN6900010": ("JPN", "TK1234567")}
 
 DEFAULT_PASSWORD = "demo-pass-2026"
 
@@ -177,7 +201,8 @@ class Command(BaseCommand):
                     "modality": modality,
                     "default_duration": minutes,
                     "body_part": body_part,
-                    "preparation": preparation,
+                    "instructions_en": preparation,
+                    "instructions_th": PREPARATION_TH.get(preparation, ""),
                     "active": True,
                 },
             )
@@ -199,6 +224,11 @@ class Command(BaseCommand):
                     romanized_given_name=rom_given,
                     birth_date=birth_date,
                     sex=sex,
+                    national_id=NATIONAL_IDS.get(mrn, ""),
+                    passport_country=PASSPORTS.get(mrn, ("", ""))[0],
+                    passport_number=PASSPORTS.get(mrn, ("", ""))[1],
+                    # The patients registered without a Thai name get their slip in English.
+                    preferred_language=Language.THAI if rom_family else Language.ENGLISH,
                 )
             patients[mrn] = patient
         return patients
