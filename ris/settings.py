@@ -71,6 +71,15 @@ else:
             "DJANGO_ALLOWED_HOSTS is empty. Production (DJANGO_DEBUG off) needs the host names the app "
             "is reached by, comma-separated (e.g. ris.example.org); see .env.example."
         )
+    # The PACS link (ORTHANC_URL, see "PACS" below) talks to Orthanc with a user of its RegisteredUsers:
+    # production refuses to follow a PACS anonymously.
+    if env("ORTHANC_URL", default="") and not (
+        env("ORTHANC_USERNAME", default="") and env("ORTHANC_PASSWORD", default="")
+    ):
+        raise ImproperlyConfigured(
+            "ORTHANC_URL is set but ORTHANC_USERNAME or ORTHANC_PASSWORD is not: production talks to the "
+            "PACS with credentials (a user of Orthanc's RegisteredUsers); see .env.example."
+        )
     # Hashed, pre-compressed files served by WhiteNoise with far-future caching; needs `collectstatic`
     # (the Docker image runs it at build time).
     STORAGES = {
@@ -609,14 +618,10 @@ CELERY_BEAT_SCHEDULE["hl7-outbox"] = {"task": "hl7_link.tasks.outbox_run", "sche
 # Orthanc's REST API (e.g. http://orthanc:8042). Empty: no PACS link; the order pages show no images.
 ORTHANC_URL = env("ORTHANC_URL", default="").rstrip("/")
 # HTTP basic credentials of a user in Orthanc's RegisteredUsers; from the environment, never in a file
-# of the project. A production RIS with ORTHANC_URL refuses to start without them.
+# of the project. A production RIS with ORTHANC_URL refuses to start without them (checked in the
+# Development and production section above).
 ORTHANC_USERNAME = env("ORTHANC_USERNAME", default="")
 ORTHANC_PASSWORD = env("ORTHANC_PASSWORD", default="")
-if ORTHANC_URL and not DEBUG and not (ORTHANC_USERNAME and ORTHANC_PASSWORD):
-    raise ImproperlyConfigured(
-        "ORTHANC_URL is set but ORTHANC_USERNAME or ORTHANC_PASSWORD is not: production talks to the "
-        "PACS with credentials (a user of Orthanc's RegisteredUsers); see .env.example."
-    )
 # Seconds to wait for Orthanc's answer, and between two polls of its /changes feed (the beat task in
 # production, `manage.py follow_pacs --every` in `make run`).
 ORTHANC_TIMEOUT = env.float("ORTHANC_TIMEOUT", default=10)

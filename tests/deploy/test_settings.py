@@ -85,6 +85,29 @@ def test_it_refuses_to_start_with_empty_allowed_hosts(hosts):
     assert "DJANGO_ALLOWED_HOSTS is empty" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "credentials, refused",
+    [
+        ({}, True),
+        ({"ORTHANC_USERNAME": "ris"}, True),
+        ({"ORTHANC_USERNAME": "ris", "ORTHANC_PASSWORD": "s"}, False),
+    ],
+    ids=["none", "no-password", "both"],
+)
+def test_production_refuses_to_follow_the_pacs_without_credentials(credentials, refused):
+    result = manage(
+        "check",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64)[:50],
+        DJANGO_ALLOWED_HOSTS="ris.example.org",
+        ORTHANC_URL="http://orthanc:8042",
+        **credentials,
+    )
+
+    assert (result.returncode != 0) is refused, result.stderr
+    assert ("ORTHANC_URL is set but ORTHANC_USERNAME or ORTHANC_PASSWORD is not" in result.stderr) is refused
+
+
 def test_it_drops_empty_items_from_allowed_hosts():
     result = manage(
         "shell",
