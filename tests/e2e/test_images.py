@@ -26,6 +26,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SERIES_UID = "1.2.826.0.1.3680043.99.2000.1"
 
 
+def wait_until(page, expression: str, timeout: float = 10.0) -> None:
+    """Poll `expression` in the page until it is true. Not page.wait_for_function: its polling compiles
+    the predicate with eval in the page, which the Content-Security-Policy (no 'unsafe-eval') refuses."""
+    for _ in range(int(timeout / 0.05)):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout} s: {expression}")
+
+
 @pytest.fixture
 def ct_order(orthanc, dicom_image, settings, tmp_path):  # noqa: F811
     settings.PACS_RENDER_CACHE_DIR = tmp_path / "render-cache"
@@ -61,13 +71,13 @@ def test_a_technologist_windows_and_scrolls_a_ct_series(page, console, shoot, ct
     expect(images.get_by_role("heading", name="Images")).to_be_visible()
     thumbnail = images.locator("img.pacs-thumb").first
     expect(thumbnail).to_be_visible()
-    page.wait_for_function("document.querySelector('img.pacs-thumb').naturalWidth > 0")
+    wait_until(page, "document.querySelector('img.pacs-thumb').naturalWidth > 0")
     shoot("order-thumbnails")
 
     thumbnail.click()
     image = page.locator("#pacs-image")
     expect(image).to_be_visible()
-    page.wait_for_function("document.getElementById('pacs-image').naturalWidth > 0")
+    wait_until(page, "document.getElementById('pacs-image').naturalWidth > 0")
     # The image's own window shows in the inputs once its info arrived.
     expect(page.get_by_label(re.compile("^Width"))).not_to_have_value("")
 
@@ -75,7 +85,7 @@ def test_a_technologist_windows_and_scrolls_a_ct_series(page, console, shoot, ct
     expect(page.get_by_role("button", name="Brain 80/40")).to_have_attribute("aria-pressed", "true")
     assert numbers(page) == (80, 40)
     expect(image).to_have_attribute("src", re.compile(r"w=80&l=40"))
-    page.wait_for_function("document.getElementById('pacs-image').complete")
+    wait_until(page, "document.getElementById('pacs-image').complete")
     shoot("brain-window")
 
     # Drag right and down: a wider window, a higher level.
