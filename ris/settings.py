@@ -162,6 +162,8 @@ INSTALLED_APPS = [
     "hl7_link",
     # The PACS link with Orthanc (studies close exams, images with CT windows); section "PACS".
     "pacs_link",
+    # The department's reports with charts (volumes, room use, waiting, turnaround): admin, department lead.
+    "reports",
 ]
 
 MIDDLEWARE = [

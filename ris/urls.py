@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("interface/", include("hl7_link.urls")),
     path("pacs/", include("pacs_link.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("scheduling.urls")),
 ]
 

@@ -581,6 +581,12 @@ class Order(models.Model):
     cancel_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
     # Why the modality stopped the exam (MPPS DISCONTINUED); the order went back to the front desk.
     discontinue_reason = models.CharField(_("discontinuation reason"), max_length=200, blank=True)
+    # When the patient arrived, the exam started and it was completed (services.order_transition, in the
+    # transaction of the change; the latest start after a discontinuation). The order events hold the
+    # same times; these columns let the reports' turnaround be read from the orders alone.
+    arrived_at = models.DateTimeField(_("arrived at"), null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True, editable=False)
     # A no-show waits on the front desk's "To call back" list until someone has called the patient
     # (services.order_called_back, also on rebooking): then it leaves the list, the no-show stays final.
     called_back_at = models.DateTimeField(_("called back at"), null=True, blank=True, editable=False)

@@ -1,8 +1,10 @@
-"""Who may do what: three roles, each a Django group created by migration 0004_roles.
+"""Who may do what: four roles, each a Django group (migration 0004_roles, 0017 for the department lead).
 
 Front desk registers and edits patients and books, moves, cancels and edits orders; the technologist
 marks arrival, start and completion at the scanner; Admin looks after the catalog, rooms, users and
-corrections in the Django admin (is_staff plus model permissions; the front-desk pages are not theirs).
+corrections in the Django admin (is_staff plus model permissions; the front-desk pages are not theirs);
+the department lead reads the department's reports (volumes, room use, waiting, turnaround), as the
+admin may too, and changes nothing.
 Superusers pass every check. Reading (schedule, lists, order page, slip) needs only a login, which
 LoginRequiredMiddleware enforces.
 """
@@ -19,7 +21,8 @@ from django.http import HttpRequest, HttpResponse
 FRONT_DESK = "Front desk"
 TECHNOLOGIST = "Technologist"
 ADMIN = "Admin"
-ROLES = (FRONT_DESK, TECHNOLOGIST, ADMIN)
+DEPARTMENT_LEAD = "Department lead"
+ROLES = (FRONT_DESK, TECHNOLOGIST, ADMIN, DEPARTMENT_LEAD)
 
 # app label -> model -> what the Admin group may do in the Django admin. Migration 0004_roles holds
 # the copy that created the groups; change both (and add a migration) together.
@@ -123,5 +126,6 @@ def roles_context(request: HttpRequest) -> dict[str, dict[str, bool]]:
             "front_desk": FRONT_DESK in have,
             "technologist": TECHNOLOGIST in have,
             "admin": ADMIN in have,
+            "department_lead": DEPARTMENT_LEAD in have,
         }
     }

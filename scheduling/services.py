@@ -770,6 +770,14 @@ _TRANSITION_EVENTS = {
 }
 
 
+# The column each step of the exam stamps, for the reports' turnaround (arrived -> started -> completed).
+_TRANSITION_TIMES = {
+    OrderStatus.ARRIVED: "arrived_at",
+    OrderStatus.IN_PROGRESS: "started_at",
+    OrderStatus.COMPLETED: "completed_at",
+}
+
+
 def order_transition(
     *, order: Order, to: str, user: AbstractBaseUser, reason: str = "", if_version: int | None = None
 ) -> Order:
@@ -786,6 +794,9 @@ def order_transition(
         if to == OrderStatus.CANCELLED:
             order.cancel_reason = reason.strip()[: rules.REASON_MAX]
             fields.append("cancel_reason")
+        if to in _TRANSITION_TIMES:
+            setattr(order, _TRANSITION_TIMES[to], timezone.now())
+            fields.append(_TRANSITION_TIMES[to])
         order._history_user = user
         order.status = to
         order.save(update_fields=fields)

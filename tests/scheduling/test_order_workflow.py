@@ -1,10 +1,12 @@
 """Reschedule, status transitions and cancellation."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from scheduling import services
-from scheduling.models import OrderStatus
+from scheduling.models import Order, OrderStatus
 from tests.factories import PatientFactory, RoomFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +62,24 @@ def test_full_lifecycle(order, user):
     services.order_complete(order=order, user=user)
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
+
+
+def test_each_step_of_the_exam_stamps_its_time(order, user):
+    # The reports' turnaround reads these columns; the events hold the same moments.
+    assert (order.arrived_at, order.started_at, order.completed_at) == (None, None, None)
+    services.order_arrive(order=order, user=user)
+    services.order_start(order=order, user=user)
+    first_start = Order.objects.get(pk=order.pk).started_at
+    # Stopped at the modality and started again: the latest start counts, the arrival stays.
+    services.order_discontinue(order=order, reason="Contrast reaction", user=user)
+    services.order_start(order=order, user=user)
+    services.order_complete(order=order, user=user)
+    order.refresh_from_db()
+    times = {e.kind: e.at for e in order.events.order_by("id")}  # the latest of each kind
+    assert abs(order.arrived_at - times["arrived"]) < timedelta(seconds=1)
+    assert abs(order.started_at - times["started"]) < timedelta(seconds=1)
+    assert order.started_at > first_start
+    assert abs(order.completed_at - times["completed"]) < timedelta(seconds=1)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,426 @@
+"""The numbers behind the department's reports, each counted in the database.
+
+Every query reads the orders of a range of clinic days (the exam's day, in the clinic's time zone) with
+an optional room and modality, and returns only its few sums: a year at a hospital's size is some
+400,000 orders, and none of them comes into Python.
+
+Local time in SQL: SQLite has no time zones, so the queries work on "local epoch seconds", the UTC
+epoch plus the clinic's UTC offset at that instant. The offsets of the range come from zoneinfo and go
+into the query as a CASE over the transitions (none in Asia/Bangkok), so a day, a weekday and an hour
+of the clock are integer arithmetic that SQLite and PostgreSQL do alike:
+
+    day = local // 86400      weekday = (day + 3) % 7 (Monday 0: 1970-01-01 was a Thursday)
+    hour = local % 86400 // 3600
+
+Percentiles are PostgreSQL's percentile_cont (linear between the two nearest ranks), computed with
+window functions both databases have; see `_percentiles`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.utils import timezone
+
+from scheduling.models import ORDER_LONGEST, OrderStatus, Priority, Room
+
+# What a day's exam came to. "open" is an exam still scheduled, arrived or in progress.
+OUTCOMES = ("completed", "cancelled", "no_show", "open")
+_OUTCOME_OF = {
+    OrderStatus.COMPLETED: "completed",
+    OrderStatus.CANCELLED: "cancelled",
+    OrderStatus.NO_SHOW: "no_show",
+    OrderStatus.SCHEDULED: "open",
+    OrderStatus.ARRIVED: "open",
+    OrderStatus.IN_PROGRESS: "open",
+}
+# The orders that held their room's time: every booked one but the cancelled (a no-show kept its slot).
+HELD = (
+    OrderStatus.SCHEDULED,
+    OrderStatus.ARRIVED,
+    OrderStatus.IN_PROGRESS,
+    OrderStatus.COMPLETED,
+    OrderStatus.NO_SHOW,
+)
+# How long the patient waited for the exam: every booked order but the cancelled.
+WAITED = HELD
+# The To-schedule list's ages, in whole days waited: [low, high) with None for "and more".
+AGE_BANDS = ((0, 1), (1, 3), (3, 8), (8, 15), (15, 31), (31, None))
+HOURS = range(24)
+WEEKDAYS = range(7)
+PERCENTILES = (0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class Filters:
+    date_from: date
+    date_to: date  # inclusive
+    room: Room | None = None
+    modality: str = ""
+
+    @property
+    def days(self) -> list[date]:
+        return [self.date_from + timedelta(days=n) for n in range((self.date_to - self.date_from).days + 1)]
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """The aware start of the first day and end of the last, in the clinic's time zone."""
+        tz = timezone.get_current_timezone()
+        return (
+            timezone.make_aware(datetime.combine(self.date_from, time.min), tz),
+            timezone.make_aware(datetime.combine(self.date_to + timedelta(days=1), time.min), tz),
+        )
+
+
+# --- SQL building blocks --------------------------------------------------------------------------
+
+
+def _epoch(column: str) -> str:
+    """Whole UTC epoch seconds of a datetime column, on either database."""
+    if connection.vendor == "postgresql":
+        return f"FLOOR(EXTRACT(EPOCH FROM {column}))::bigint"
+    # Django keeps SQLite datetimes as UTC text ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which strftime reads.
+    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
+
+
+def _offsets(start: datetime, end: datetime) -> list[tuple[int | None, int]]:
+    """The clinic's UTC offsets (seconds) from `start` to `end`: [(until epoch, offset)], the last open.
+
+    A step of a day, and of an hour inside a day whose offset changed: a few hundred look-ups a year.
+    """
+    tz = timezone.get_current_timezone()
+
+    def offset_at(at: datetime) -> int:
+        return int(at.astimezone(tz).utcoffset().total_seconds())
+
+    changes: list[tuple[int | None, int]] = []
+    at = start - timedelta(days=1)
+    offset = offset_at(at)
+    while at < end + timedelta(days=1):
+        day_later = at + timedelta(days=1)
+        if offset_at(day_later) != offset:
+            hour = at
+            while hour < day_later:
+                hour += timedelta(hours=1)
+                if offset_at(hour) != offset:
+                    changes.append((int(hour.timestamp()), offset))
+                    offset = offset_at(hour)
+        at = day_later
+    changes.append((None, offset))
+    return changes
+
+
+def _local(column: str, offsets: Sequence[tuple[int | None, int]]) -> str:
+    """The SQL of `column` as local epoch seconds (see the module docstring)."""
+    epoch = _epoch(column)
+    if len(offsets) == 1:
+        return f"({epoch} + {offsets[0][1]})"
+    cases = " ".join(f"WHEN {epoch} < {until} THEN {offset}" for until, offset in offsets[:-1])
+    return f"({epoch} + CASE {cases} ELSE {offsets[-1][1]} END)"
+
+
+def _mod(a: str, b: int) -> str:
+    """`a` modulo `b` for a non-negative `a`, without the % sign the query's placeholders reserve."""
+    return f"(({a}) - ({a}) / {b} * {b})"
+
+
+def _greatest(a: str, b: str) -> str:
+    return f"GREATEST({a}, {b})" if connection.vendor == "postgresql" else f"MAX({a}, {b})"
+
+
+def _least(a: str, b: str) -> str:
+    return f"LEAST({a}, {b})" if connection.vendor == "postgresql" else f"MIN({a}, {b})"
+
+
+def _local_midnight(day: date) -> int:
+    """Local epoch seconds of `day`'s midnight: the naive wall clock as if it were UTC."""
+    return int(datetime.combine(day, time.min).replace(tzinfo=ZoneInfo("UTC")).timestamp())
+
+
+def _where(filters: Filters, statuses: Sequence[str], *, look_back: timedelta = timedelta(0)):
+    """The orders of the range (by scheduled start, from `look_back` before it) with room and modality."""
+    start, end = filters.bounds()
+    sql = [
+        "o.scheduled_start >= %s",
+        "o.scheduled_start < %s",
+        f"o.status IN ({', '.join(['%s'] * len(statuses))})",
+    ]
+    # Raw SQL gets no field conversion: adapt_datetimefield_value gives SQLite the UTC text it stores.
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[object] = [adapt(start - look_back), adapt(end), *statuses]
+    if filters.room is not None:
+        sql.append("o.room_id = %s")
+        params.append(filters.room.pk)
+    if filters.modality:
+        sql.append("p.modality = %s")
+        params.append(filters.modality)
+    return " AND ".join(sql), params
+
+
+FROM = "scheduling_order o JOIN scheduling_procedure p ON p.id = o.procedure_id"
+
+
+def _rows(sql: str, params: Sequence[object]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# --- Exams per day by outcome ----------------------------------------------------------------------
+
+
+@dataclass
+class DailyOutcomes:
+    days: list[date]
+    counts: dict[str, list[int]]  # outcome -> one count per day
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {outcome: sum(values) for outcome, values in self.counts.items()}
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    def rows(self) -> list[tuple[date, list[int], int]]:
+        return [
+            (day, [self.counts[o][i] for o in OUTCOMES], sum(self.counts[o][i] for o in OUTCOMES))
+            for i, day in enumerate(self.days)
+        ]
+
+
+def daily_outcomes(filters: Filters) -> DailyOutcomes:
+    """How many exams each clinic day had, by what they came to (completed, cancelled, no-show, open)."""
+    start, end = filters.bounds()
+    offsets = _offsets(start, end)
+    where, params = _where(filters, list(_OUTCOME_OF))
+    day = f"({_local('o.scheduled_start', offsets)} / 86400)"
+    found = _rows(f"SELECT {day}, o.status, COUNT(*) FROM {FROM} WHERE {where} GROUP BY 1, 2", params)
+    days = filters.days
+    first = _local_midnight(filters.date_from) // 86400
+    counts = {outcome: [0] * len(days) for outcome in OUTCOMES}
+    for day_number, status, n in found:
+        counts[_OUTCOME_OF[status]][day_number - first] += n
+    return DailyOutcomes(days=days, counts=counts)
+
+
+# --- Room utilisation: weekday x hour ---------------------------------------------------------------
+
+
+@dataclass
+class Utilisation:
+    booked: list[list[int]]  # [weekday][hour] booked minutes
+    open: list[list[int]]  # [weekday][hour] opening minutes of the rooms over the range
+
+    def share(self, weekday: int, hour: int) -> float | None:
+        """Booked minutes as a share of opening minutes; None where no room was open then."""
+        opened = self.open[weekday][hour]
+        return self.booked[weekday][hour] / opened if opened else None
+
+    @property
+    def hours(self) -> list[int]:
+        """The hours of the clock any room opens or any exam was booked in: the heatmap's columns."""
+        used = [h for h in HOURS if any(self.open[w][h] or self.booked[w][h] for w in WEEKDAYS)]
+        return list(range(min(used), max(used) + 1)) if used else []
+
+    @property
+    def total_booked(self) -> int:
+        return sum(map(sum, self.booked))
+
+    @property
+    def total_open(self) -> int:
+        return sum(map(sum, self.open))
+
+    @property
+    def outside_hours(self) -> int:
+        """Booked minutes in a weekday and hour when none of the rooms was open."""
+        return sum(self.booked[w][h] for w in WEEKDAYS for h in HOURS if not self.open[w][h])
+
+
+def utilisation(filters: Filters) -> Utilisation:
+    """Booked minutes and opening minutes per weekday and hour of the clock over the range.
+
+    An exam's minutes go to the hours they fall in (09:45-10:15 gives 15 to 9 and 15 to 10; one across
+    midnight gives the next weekday its part), clipped to the range. Opening minutes: each day of the
+    range counts its rooms' opening hours of that weekday.
+    """
+    start, end = filters.bounds()
+    offsets = _offsets(start, end)
+    where, params = _where(filters, HELD, look_back=ORDER_LONGEST)
+    lo, hi = _local_midnight(filters.date_from), _local_midnight(filters.date_to + timedelta(days=1))
+    s = _greatest(_local("o.scheduled_start", offsets), str(lo))
+    e = _least(_local("o.scheduled_end", offsets), str(hi))
+    # An exam spans at most 13 hours of the clock (ORDER_LONGEST is 12 hours): offsets 0..12.
+    spans = ORDER_LONGEST // timedelta(hours=1)
+    sql = f"""
+        WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < {spans}),
+        x AS (SELECT {s} AS s, {e} AS e FROM {FROM} WHERE {where}),
+        pieces AS (
+            SELECT s AS b, e - s AS seconds FROM x WHERE e > s AND s / 3600 = (e - 1) / 3600
+            UNION ALL
+            SELECT (s / 3600 + k.n) * 3600, {_least("e", "(s / 3600 + k.n + 1) * 3600")}
+                   - {_greatest("s", "(s / 3600 + k.n) * 3600")}
+            FROM x JOIN k ON k.n <= (e - 1) / 3600 - s / 3600
+            WHERE e > s AND s / 3600 < (e - 1) / 3600
+        )
+        SELECT {_mod("b / 86400 + 3", 7)}, {_mod("b", 86400)} / 3600, SUM(seconds) FROM pieces GROUP BY 1, 2
+    """
+    booked = [[0] * 24 for _ in WEEKDAYS]
+    for weekday, hour, seconds in _rows(sql, params):
+        booked[weekday][hour] += round(seconds / 60)
+    return Utilisation(booked=booked, open=_opening_minutes(filters))
+
+
+def _opening_minutes(filters: Filters) -> list[list[int]]:
+    """Opening minutes per weekday and hour: each room's hours times the range's days of that weekday."""
+    rooms = Room.objects.all()
+    if filters.room is not None:
+        rooms = rooms.filter(pk=filters.room.pk)
+    if filters.modality:
+        # The rooms that do this modality's exams (the booking offers a procedure's modality's rooms).
+        rooms = rooms.filter(modality=filters.modality)
+    weekdays = [0] * 7
+    for day in filters.days:
+        weekdays[day.weekday()] += 1
+    minutes = [[0] * 24 for _ in WEEKDAYS]
+    from scheduling.models import OpeningHours
+
+    for hours in OpeningHours.objects.filter(room__in=rooms).only("weekday", "opens", "closes"):
+        opens = hours.opens.hour * 60 + hours.opens.minute
+        closes = hours.closes.hour * 60 + hours.closes.minute
+        for hour in HOURS:
+            inside = min(closes, (hour + 1) * 60) - max(opens, hour * 60)
+            if inside > 0:
+                minutes[hours.weekday][hour] += inside * weekdays[hours.weekday]
+    return minutes
+
+
+# --- Percentiles -----------------------------------------------------------------------------------
+
+
+def _percentiles(values_sql: str, params: Sequence[object]) -> dict[object, dict[str, float | int]]:
+    """Per group: count, median and 90th percentile of `values_sql`'s (group, value) rows.
+
+    percentile_cont: p at rank p * (n - 1) from 0, linear between the two ranks around it. Only the
+    rows at those ranks leave the database (ROW_NUMBER and COUNT over each group).
+    """
+    ranks = []
+    for p in PERCENTILES:
+        tenths = round(p * 10)
+        ranks.append(f"r.i = (r.n - 1) * {tenths} / 10")
+        ranks.append(f"r.i = (r.n - 1) * {tenths} / 10 + 1")
+    sql = f"""
+        SELECT r.g, r.n, r.i, r.v FROM (
+            SELECT g, v, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) - 1 AS i,
+                   COUNT(*) OVER (PARTITION BY g) AS n
+            FROM ({values_sql}) q
+        ) r
+        WHERE {" OR ".join(ranks)}
+    """
+    by_rank: dict[object, dict[int, float]] = {}
+    counts: dict[object, int] = {}
+    for group, n, i, v in _rows(sql, params):
+        by_rank.setdefault(group, {})[i] = v
+        counts[group] = n
+    found: dict[object, dict[str, float | int]] = {}
+    for group, values in by_rank.items():
+        n = counts[group]
+        found[group] = {"n": n}
+        for p in PERCENTILES:
+            # In tenths, as the query picked the ranks: exact, where p * (n - 1) in floats may not be.
+            low, tenths_past = divmod((n - 1) * round(p * 10), 10)
+            below = values[low]
+            above = values.get(low + 1, below)
+            found[group][f"p{round(p * 100)}"] = below + (above - below) * tenths_past / 10
+    return found
+
+
+# --- Waiting time ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Waiting:
+    # modality -> {"n", "p50", "p90"} in days, from booking (or the HIS's request) to the exam's day
+    per_modality: dict[str, dict[str, float | int]]
+    # The To-schedule list now: orders waiting per age band, and the median, 90th percentile, oldest
+    bands: list[tuple[tuple[int, int | None], int]] = field(default_factory=list)
+    to_schedule: dict[str, float | int] = field(default_factory=dict)
+
+
+def waiting(filters: Filters, *, now: datetime | None = None) -> Waiting:
+    """Days from booking to the exam per modality, and how long the To-schedule list's orders have waited.
+
+    Days are calendar days in the clinic (booked on Monday for Thursday: 3). The booking time is when
+    the order came in: a requested order keeps the time the HIS sent it, so its wait counts from then.
+    The To-schedule list is the list now, whatever the range, with the modality filter only.
+    """
+    start, end = filters.bounds()
+    now = now or timezone.now()
+    # Bookings up to two years before the exam are read in their own offset (a DST zone's; one a day
+    # outside by an hour, at most, for older ones).
+    offsets = _offsets(start - timedelta(days=731), max(end, now))
+    where, params = _where(filters, WAITED)
+    days = f"({_local('o.scheduled_start', offsets)} / 86400 - {_local('o.booked_at', offsets)} / 86400)"
+    per_modality = _percentiles(f"SELECT p.modality AS g, {days} AS v FROM {FROM} WHERE {where}", params)
+
+    age = f"(({int(now.timestamp())} - {_epoch('o.booked_at')}) / 86400)"
+    listed = "o.status = %s"
+    listed_params: list[object] = [OrderStatus.REQUESTED]
+    if filters.modality:
+        listed += " AND p.modality = %s"
+        listed_params.append(filters.modality)
+    band = " ".join(f"WHEN {age} < {high} THEN {low}" for low, high in AGE_BANDS if high is not None)
+    counted = dict(
+        _rows(
+            f"SELECT CASE {band} ELSE {AGE_BANDS[-1][0]} END, COUNT(*) FROM {FROM} WHERE {listed} GROUP BY 1",
+            listed_params,
+        )
+    )
+    bands = [((low, high), counted.get(low, 0)) for low, high in AGE_BANDS]
+    summary = _percentiles(f"SELECT 0 AS g, {age} AS v FROM {FROM} WHERE {listed}", listed_params).get(0, {})
+    if summary:
+        summary["oldest"] = _rows(f"SELECT MAX({age}) FROM {FROM} WHERE {listed}", listed_params)[0][0]
+        summary["stat"] = _rows(
+            f"SELECT COUNT(*) FROM {FROM} WHERE {listed} AND o.priority = %s", [*listed_params, Priority.STAT]
+        )[0][0]
+    return Waiting(per_modality=dict(sorted(per_modality.items())), bands=bands, to_schedule=summary)
+
+
+# --- Turnaround ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Turnaround:
+    # room id -> {"wait": {...}, "exam": {...}} in minutes: arrived -> started, started -> completed
+    per_room: list[tuple[Room, dict[str, dict[str, float | int]]]]
+
+
+def turnaround(filters: Filters) -> Turnaround:
+    """Minutes from arrival to the exam's start and from start to completion, per room (median, p90).
+
+    Each leg counts the orders that have both its times (services.order_transition stamps them); the
+    start is the latest one after a discontinuation.
+    """
+    where, params = _where(filters, (OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED))
+    legs = {
+        "wait": ("o.arrived_at", "o.started_at"),
+        "exam": ("o.started_at", "o.completed_at"),
+    }
+    found: dict[int, dict[str, dict[str, float | int]]] = {}
+    for leg, (since, until) in legs.items():
+        minutes = f"({_epoch(until)} - {_epoch(since)}) / 60.0"
+        values = (
+            f"SELECT o.room_id AS g, {minutes} AS v FROM {FROM} "
+            f"WHERE {where} AND {since} IS NOT NULL AND {until} IS NOT NULL"
+        )
+        for room_id, stats in _percentiles(values, params).items():
+            found.setdefault(room_id, {})[leg] = stats
+    rooms = Room.objects.in_bulk(list(found))
+    per_room = sorted(
+        ((rooms[pk], legs_found) for pk, legs_found in found.items()),
+        key=lambda item: (item[0].name, item[0].pk),
+    )
+    return Turnaround(per_room=per_room)
