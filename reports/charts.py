@@ -40,7 +40,7 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = F
 def _svg(chart_id: str, width: int, height: int, title: str, desc: str, body: list[str]) -> SafeString:
     return mark_safe(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" id="{escape(chart_id)}" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc">'
         f'<title id="{chart_id}-title">{escape(title)}</title><desc id="{chart_id}-desc">{escape(desc)}</desc>'
         + "".join(body)
@@ -63,6 +63,12 @@ def nice_ceiling(value: float) -> float:
     return 10 * power
 
 
+def integer_ceiling(value: float) -> int:
+    """The axis maximum of a count: four whole steps at least (0, 1, 2, 3, 4), never quarters of one."""
+    top = max(4, int(-(-nice_ceiling(value) // 1)))
+    return top + (-top) % 4
+
+
 def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
     out, at = [], x
     for s in series:
@@ -82,15 +88,15 @@ def stacked_columns(
     tick_every: int = 1,
     unit: str = "",
 ) -> SafeString:
-    """Vertical stacked bars, one per label (a day), the series stacked bottom up."""
+    """Vertical stacked bars of counts, one per label (a day), the series stacked bottom up."""
     left, right, top, bottom = 48, 12, 34, 44
-    plot_w = max(360, min(1100, 14 * len(labels)))
-    width, height = left + plot_w + right, 300
+    plot_w = 1000
+    width, height = left + plot_w + right, 320
     plot_h = height - top - bottom
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
-    ymax = nice_ceiling(max(totals, default=0))
+    ymax = integer_ceiling(max(totals, default=0))
     step = plot_w / max(1, len(labels))
-    bar = max(1.0, step * 0.8)
+    bar = max(1.0, min(48.0, step * 0.8))
     body = _legend(series, left, 18)
     for tick in range(5):
         value = ymax * tick / 4
@@ -130,6 +136,7 @@ def horizontal_bars(
     stacked: bool = False,
     unit: str = "",
     label_width: int = 150,
+    counts: bool = False,
 ) -> SafeString:
     """One row per label; the series side by side (grouped) or end to end (stacked), values written out."""
     left, right, top = label_width, 90, 34
@@ -140,7 +147,7 @@ def horizontal_bars(
         biggest = max((sum(s.values[i] for s in series) for i in range(len(labels))), default=0)
     else:
         biggest = max((v for s in series for v in s.values), default=0)
-    xmax = nice_ceiling(biggest)
+    xmax = integer_ceiling(biggest) if counts else nice_ceiling(biggest)
     body = _legend(series, left, 18)
     for tick in range(5):
         x = left + plot_w * tick / 4

@@ -123,6 +123,7 @@ def to_schedule_chart(data: selectors.Waiting):
         desc=_("How many requested orders have waited how long to be booked, now."),
         labels=labels,
         series=series,
+        counts=True,
     )
 
 

@@ -143,6 +143,8 @@ def a_day_of_work() -> dict[str, str]:
         "interface outbound": reverse("hl7_link:outbound"),
         "query as a modality": reverse("mwl_server:query"),
         "worklist problems": reverse("worklist_export:problems"),
+        "reports": reverse("reports:report")
+        + f"?date_from={day - timedelta(days=3):%Y-%m-%d}&date_to={day + timedelta(days=3):%Y-%m-%d}",
         # Last: the pages above wrote the reads it lists.
         "access log": reverse("admin:access_audit_accessevent_changelist"),
     }

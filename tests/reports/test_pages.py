@@ -13,6 +13,7 @@ from django.urls import reverse
 from scheduling.roles import ADMIN, DEPARTMENT_LEAD, FRONT_DESK, TECHNOLOGIST
 from tests.factories import UserFactory
 from tests.reports.test_numbers import week  # noqa: F401
+from tests.scheduling.test_i18n import english_leftovers, visible_text
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,13 @@ def test_the_page_shows_each_chart_with_its_csv_link(lead, week):  # noqa: F811
     response = lead.get(reverse("reports:report"), WEEK)
 
     html = response.content.decode()
-    for chart in ("chart-daily", "chart-utilisation", "chart-waiting", "chart-to-schedule", "chart-turnaround"):
+    for chart in (
+        "chart-daily",
+        "chart-utilisation",
+        "chart-waiting",
+        "chart-to-schedule",
+        "chart-turnaround",
+    ):
         if chart == "chart-to-schedule":
             continue  # nothing waits to be booked in this week's data
         assert f'id="{chart}"' in html and f'aria-labelledby="{chart}-title {chart}-desc"' in html
@@ -145,13 +152,19 @@ def test_an_unknown_chart_is_not_found(lead):
 def test_in_thai_the_page_reads_thai_with_buddhist_era_years(lead, week):  # noqa: F811
     lead.cookies[settings.LANGUAGE_COOKIE_NAME] = "th"
 
-    html = lead.get(reverse("reports:report"), {"date_from": "02/11/2569", "date_to": "08/11/2569"}).content.decode()
+    html = lead.get(
+        reverse("reports:report"), {"date_from": "02/11/2569", "date_to": "08/11/2569"}
+    ).content.decode()
 
     assert '<html lang="th">' in html
     assert "รายงาน" in html
     assert "2569" in html and not re.search(r"\b2026\b", html.split("<main", 1)[-1].split("</form>", 1)[-1])
     # The charts' own words are Thai: the legend, the weekdays of the heatmap.
-    assert "ทำเสร็จ" in html or "เสร็จสิ้น" in html
+    assert "ตรวจเสร็จแล้ว" in html and "ไม่มีเวลาทำการ" in html
     assert "วันจันทร์" in html
-    daily = rows(lead.get(reverse("reports:csv", args=["daily"]), {"date_from": "02/11/2569", "date_to": "08/11/2569"}))
+    # No English UI text left: every msgid shown has its Thai (the check of tests/scheduling/test_i18n.py).
+    assert english_leftovers(visible_text(html)) == []
+    daily = rows(
+        lead.get(reverse("reports:csv", args=["daily"]), {"date_from": "02/11/2569", "date_to": "08/11/2569"})
+    )
     assert daily[1][0] == "2026-11-02"  # the file is for machines: ISO dates
