@@ -6,9 +6,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from scheduling.models import Order, Patient, Procedure, Room
-from scheduling.roles import FRONT_DESK, TECHNOLOGIST, user_roles
+from scheduling.models import Order, OrderStatus, Patient, Procedure, Room
+from scheduling.roles import DEPARTMENT_LEAD, FRONT_DESK, TECHNOLOGIST, user_roles
 from scheduling.selectors import day_bounds
+from worklist_export.models import WorklistEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,32 @@ def test_it_creates_the_demo_users_with_the_given_password(ten_am, capsys):
     )
     assert user_roles(frontdesk) == {FRONT_DESK}
     assert not tech.is_staff and user_roles(tech) == {TECHNOLOGIST} and tech.check_password("another-pass-1")
+    lead = User.objects.get(username="lead")
+    assert user_roles(lead) == {DEPARTMENT_LEAD} and lead.check_password("another-pass-1")
     assert "another-pass-1" in capsys.readouterr().out
+
+
+def test_it_leaves_four_weeks_of_past_exams_for_the_reports(ten_am):
+    call_command("seed_demo", force=True)
+
+    today = timezone.localdate()
+    past = Order.objects.filter(scheduled_start__lt=day_bounds(today)[0])
+    assert past.filter(scheduled_start__lt=day_bounds(today - timedelta(days=28))[0]).count() == 0
+    assert past.filter(scheduled_start__gte=day_bounds(today - timedelta(days=28))[0]).count() > 100
+    assert {o.status for o in past} == {OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.NO_SHOW}
+    for order in past.filter(status=OrderStatus.COMPLETED):
+        assert (
+            order.arrived_at
+            and order.started_at >= order.arrived_at
+            and order.completed_at > order.started_at
+        )
+    # None of the past is on a worklist, and the Reports page has numbers to draw.
+    assert not WorklistEntry.objects.filter(order__in=past).exists()
+    from reports import selectors
+    from reports.selectors import Filters
+
+    week = selectors.daily_outcomes(Filters(today - timedelta(days=7), today - timedelta(days=1)))
+    assert week.totals["completed"] > 0 and week.totals["open"] == 0
 
 
 def test_it_refuses_to_run_without_debug(settings):

@@ -1,7 +1,12 @@
 """Fill an empty RIS with demo rooms, procedures, patients, bookings and three users.
 
-Users: `admin` (superuser), `frontdesk` (Front desk role) and `tech` (Technologist role), all with the
-same demo password.
+Users: `admin` (superuser), `frontdesk` (Front desk role), `tech` (Technologist role) and `lead`
+(Department lead: the Reports page), all with the same demo password.
+
+Besides today's and tomorrow's bookings, four weeks of past exams (HISTORY_DAYS) so the Reports page has
+something to draw: completed with their arrival, start and completion times, some cancelled, some
+no-shows. They are written as a history import would write them (the booking rules refuse the past):
+no order events, nothing for the worklist, since none of them is on one.
 
 Idempotent: rows are looked up by their natural keys (AE title, code, MRN, username) and a booking is
 made only when the patient has no order for that procedure on that day, so running it twice changes
@@ -10,6 +15,7 @@ nothing. Bookings go through services.order_book, at free slots from selectors.r
 
 from __future__ import annotations
 
+import random
 from datetime import date, time, timedelta
 
 from django.conf import settings
@@ -119,6 +125,9 @@ NATIONAL_IDS = {"HN6900001": "1101700203450", "HN6900002": "3500100123457"}
 PASSPORTS = {"HN6900007": ("GBR", "533380006"), "HN6900010": ("JPN", "TK1234567")}
 
 DEFAULT_PASSWORD = "demo-pass-2026"
+# The past exams of the demo: four weeks back from yesterday, marked by their reason.
+HISTORY_DAYS = 28
+HISTORY_REASON = "Demo history"
 
 
 class Command(BaseCommand):
@@ -142,6 +151,8 @@ class Command(BaseCommand):
             procedures = self._procedures()
             patients = self._patients()
         booked, skipped = self._bookings(admin_user, rooms, procedures, patients)
+        with transaction.atomic():
+            self._history(admin_user, rooms, procedures, patients)
 
         self.stdout.write(
             f"Rooms: {Room.objects.count()}, procedures: {Procedure.objects.count()}, "
@@ -149,10 +160,11 @@ class Command(BaseCommand):
             f"({booked} booked now, {skipped} without a free future slot)."
         )
         self.stdout.write(
-            self.style.SUCCESS(f"Log in as 'admin', 'frontdesk' or 'tech' with password: {password}")
+            self.style.SUCCESS(f"Log in as 'admin', 'frontdesk', 'tech' or 'lead' with password: {password}")
         )
 
     def _users(self, password: str):
+        roles.roles_ensure()  # the groups, should the database predate one (or be made without migrations)
         User = get_user_model()
         admin_user, _ = User.objects.get_or_create(username="admin")
         admin_user.is_staff = admin_user.is_superuser = True
@@ -160,7 +172,11 @@ class Command(BaseCommand):
         admin_user.save()
 
         # The roles work on the front-desk pages only: not staff, no admin access.
-        for username, role in (("frontdesk", roles.FRONT_DESK), ("tech", roles.TECHNOLOGIST)):
+        for username, role in (
+            ("frontdesk", roles.FRONT_DESK),
+            ("tech", roles.TECHNOLOGIST),
+            ("lead", roles.DEPARTMENT_LEAD),
+        ):
             user, _ = User.objects.get_or_create(username=username)
             user.is_staff = False
             user.set_password(password)
@@ -232,6 +248,71 @@ class Command(BaseCommand):
                 )
             patients[mrn] = patient
         return patients
+
+    def _history(self, user, rooms, procedures, patients) -> int:
+        """HISTORY_DAYS of past exams in every room, the same on every run (a seeded generator)."""
+        if Order.objects.filter(reason=HISTORY_REASON).exists():
+            return 0
+        today = timezone.localdate()
+        chance = random.Random(2026)
+        by_modality: dict[str, list[Procedure]] = {}
+        for procedure in procedures.values():
+            by_modality.setdefault(procedure.modality, []).append(procedure)
+        made = []
+        for back in range(HISTORY_DAYS, 0, -1):
+            day = today - timedelta(days=back)
+            for modality, room in rooms.items():
+                span = room.open_span(day)
+                if span is None or modality not in by_modality:
+                    continue
+                at, closes = span
+                # Busier on weekdays; a gap between exams now and then.
+                for _ in range(chance.randint(4, 9) if day.weekday() < 5 else chance.randint(1, 3)):
+                    procedure = chance.choice(by_modality[modality])
+                    at += timedelta(minutes=chance.choice((0, 0, 15, 30, 60)))
+                    end = at + timedelta(minutes=procedure.default_duration)
+                    if end > closes:
+                        break
+                    made.append(self._past_order(chance, user, room, procedure, patients, day, at, end))
+                    at = end
+        return len(made)
+
+    def _past_order(self, chance, user, room, procedure, patients, day, start, end) -> Order:
+        roll = chance.random()
+        status = (
+            OrderStatus.CANCELLED
+            if roll < 0.07
+            else OrderStatus.NO_SHOW
+            if roll < 0.12
+            else OrderStatus.COMPLETED
+        )
+        accession = services.accession_next(day=day)
+        order = Order(
+            accession_number=accession,
+            requested_procedure_id=accession,
+            sps_id=f"{accession}S1",
+            study_instance_uid=services.study_uid_new(),
+            patient=chance.choice(list(patients.values())),
+            procedure=procedure,
+            room=room,
+            scheduled_start=start,
+            duration_minutes=procedure.default_duration,
+            scheduled_end=end,
+            reason=HISTORY_REASON,
+            status=status,
+            cancel_reason="Patient asked to move it" if status == OrderStatus.CANCELLED else "",
+            booked_by=user,
+            booked_at=start
+            - timedelta(days=chance.choice((0, 1, 2, 3, 5, 7, 10, 14, 21)), hours=chance.randint(1, 6)),
+        )
+        if status == OrderStatus.COMPLETED:
+            order.arrived_at = start - timedelta(minutes=chance.randint(-5, 20))
+            order.started_at = max(order.arrived_at, start) + timedelta(minutes=chance.randint(0, 25))
+            order.completed_at = order.started_at + timedelta(
+                minutes=procedure.default_duration + chance.randint(-5, 15)
+            )
+        order.save()
+        return order
 
     def _bookings(self, user, rooms, procedures, patients) -> tuple[int, int]:
         today = timezone.localdate()
