@@ -507,17 +507,26 @@ class OrderFilterForm(BootstrapInputsMixin, forms.Form):
 NO_SHOW_COUNTS_MAX_DAYS = 92
 
 
-class NoShowCountsForm(BootstrapInputsMixin, forms.Form):
-    """The days the "To call back" page counts no-shows over: the last week unless the clerk chooses."""
+class DaysForm(BootstrapInputsMixin, forms.Form):
+    """A range of clinic days, From and To, at most MAX_DAYS; the page's address fills it in, the
+    last DEFAULT_DAYS up to today for what it leaves out. The To call back page's counts, the Reports."""
+
+    MAX_DAYS = 92
+    DEFAULT_DAYS = 7
+    # Further fields of a subclass that the address may set (empty by default).
+    OTHER_FIELDS: tuple[str, ...] = ()
 
     date_from = LocalDateField(label=_("From"), widget=_date_input(), validators=[validate_calendar_date])
     date_to = LocalDateField(label=_("To"), widget=_date_input(), validators=[validate_calendar_date])
 
     @classmethod
-    def for_query(cls, query: Mapping[str, Any]) -> NoShowCountsForm:
-        """The form of the page's address, the last seven days filled in for what it leaves out."""
+    def for_query(cls, query: Mapping[str, Any]):
         today = timezone.localdate()
-        defaults = {"date_from": (today - timedelta(days=6)).isoformat(), "date_to": today.isoformat()}
+        defaults = {
+            "date_from": (today - timedelta(days=cls.DEFAULT_DAYS - 1)).isoformat(),
+            "date_to": today.isoformat(),
+            **dict.fromkeys(cls.OTHER_FIELDS, ""),
+        }
         return cls({**defaults, **{k: v for k, v in query.items() if k in defaults and v}})
 
     def clean(self) -> dict[str, Any]:
@@ -525,6 +534,12 @@ class NoShowCountsForm(BootstrapInputsMixin, forms.Form):
         date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
         if date_from and date_to and date_from > date_to:
             self.add_error("date_to", _("The end date is before the start date."))
-        elif date_from and date_to and (date_to - date_from).days >= NO_SHOW_COUNTS_MAX_DAYS:
-            self.add_error("date_to", _("Choose at most %(days)s days.") % {"days": NO_SHOW_COUNTS_MAX_DAYS})
+        elif date_from and date_to and (date_to - date_from).days >= self.MAX_DAYS:
+            self.add_error("date_to", _("Choose at most %(days)s days.") % {"days": self.MAX_DAYS})
         return cleaned
+
+
+class NoShowCountsForm(DaysForm):
+    """The days the "To call back" page counts no-shows over: the last week unless the clerk chooses."""
+
+    MAX_DAYS = NO_SHOW_COUNTS_MAX_DAYS
