@@ -47,16 +47,19 @@ def order_complete_on_arrival(*, order: Order, user: AbstractBaseUser) -> Order:
     """Complete `order` because its study arrived, when its room is set to (Completion.STUDY).
 
     Walks SCHEDULED -> ARRIVED -> IN_PROGRESS -> COMPLETED through the scheduling services, as an MPPS
-    does, so every step is in the order's history and events. Leaves alone an order that is already
+    does, so every step is in the order's history and events (the steps it walks get no time stamp:
+    see order_transition's `stamp`). Leaves alone an order that is already
     completed, a requested one (not booked: no room, no time; the study stays recorded on it) and one
     whose room completes otherwise (MPPS or manual).
     """
     if order.status not in ACTIVE_STATUSES or not _completes_on_arrival(order):
         return order
+    # The steps walked here were not seen: no arrival or start time (the reports' turnaround leaves
+    # them out); one the technologist or an MPPS recorded keeps its time.
     if order.status == OrderStatus.SCHEDULED:
-        order = scheduling.order_arrive(order=order, user=user)
+        order = scheduling.order_arrive(order=order, user=user, stamp=False)
     if order.status == OrderStatus.ARRIVED:
-        order = scheduling.order_start(order=order, user=user)
+        order = scheduling.order_start(order=order, user=user, stamp=False)
     return scheduling.order_complete(order=order, user=user)
 
 

@@ -779,11 +779,20 @@ _TRANSITION_TIMES = {
 
 
 def order_transition(
-    *, order: Order, to: str, user: AbstractBaseUser, reason: str = "", if_version: int | None = None
+    *,
+    order: Order,
+    to: str,
+    user: AbstractBaseUser,
+    reason: str = "",
+    if_version: int | None = None,
+    stamp: bool = True,
 ) -> Order:
     """Move an order along SCHEDULED -> ARRIVED -> IN_PROGRESS -> COMPLETED, or cancel it.
 
     `if_version`: refuse (StaleVersion) unless the order is still at this version (an API If-Match).
+    `stamp=False`: a step nobody saw happen (the PACS link walking an order to completion when its
+    images arrive) leaves the step's time empty, so the reports' turnaround does not count a 0-minute
+    arrival or exam that never took place like that.
     """
     with transaction.atomic():
         order = _locked(order)
@@ -794,7 +803,7 @@ def order_transition(
         if to == OrderStatus.CANCELLED:
             order.cancel_reason = reason.strip()[: rules.REASON_MAX]
             fields.append("cancel_reason")
-        if to in _TRANSITION_TIMES:
+        if to in _TRANSITION_TIMES and stamp:
             setattr(order, _TRANSITION_TIMES[to], timezone.now())
             fields.append(_TRANSITION_TIMES[to])
         order._history_user = user
@@ -804,12 +813,20 @@ def order_transition(
     return order
 
 
-def order_arrive(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:
-    return order_transition(order=order, to=OrderStatus.ARRIVED, user=user, if_version=if_version)
+def order_arrive(
+    *, order: Order, user: AbstractBaseUser, if_version: int | None = None, stamp: bool = True
+) -> Order:
+    return order_transition(
+        order=order, to=OrderStatus.ARRIVED, user=user, if_version=if_version, stamp=stamp
+    )
 
 
-def order_start(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:
-    return order_transition(order=order, to=OrderStatus.IN_PROGRESS, user=user, if_version=if_version)
+def order_start(
+    *, order: Order, user: AbstractBaseUser, if_version: int | None = None, stamp: bool = True
+) -> Order:
+    return order_transition(
+        order=order, to=OrderStatus.IN_PROGRESS, user=user, if_version=if_version, stamp=stamp
+    )
 
 
 def order_complete(*, order: Order, user: AbstractBaseUser, if_version: int | None = None) -> Order:

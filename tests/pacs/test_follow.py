@@ -66,6 +66,8 @@ def test_a_booked_order_is_completed_when_its_study_is_stable_and_its_worklist_f
         (OrderEventKind.STARTED, "pacs"),
         (OrderEventKind.COMPLETED, "pacs"),
     ]
+    # Nobody saw the patient arrive or the exam start: no times for the reports' turnaround to count.
+    assert (order.arrived_at, order.started_at) == (None, None) and order.completed_at is not None
 
 
 def test_a_study_with_an_unknown_accession_waits_on_the_unmatched_list(

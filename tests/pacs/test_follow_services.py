@@ -49,6 +49,19 @@ def test_linking_a_study_completes_the_order_of_a_study_room_and_records_who(
     assert not (worklist_dir / f"{order.accession_number}.wl").exists()
 
 
+def test_the_arrival_the_technologist_recorded_keeps_its_time_the_walked_start_gets_none(
+    book, study_room, user
+):
+    order = scheduling.order_arrive(order=book(), user=user)
+    arrived = order.arrived_at
+
+    services.study_link(study=unmatched(), order=order, user=user)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert (order.arrived_at, order.started_at) == (arrived, None) and order.completed_at > arrived
+
+
 def test_linking_in_an_mpps_room_records_the_study_only(book, room, user):
     order = book()
     services.study_link(study=unmatched(), order=order, user=user)
