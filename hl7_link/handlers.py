@@ -17,7 +17,12 @@ from django.utils.translation import gettext as _
 
 from scheduling import services
 from scheduling.models import Order, OrderStatus, Patient, Priority, Procedure, Room
-from scheduling.validators import default_issuer, validate_thai_national_id
+from scheduling.validators import (
+    default_issuer,
+    validate_country_alpha3,
+    validate_passport_number,
+    validate_thai_national_id,
+)
 
 from .ack import OrderReply, Problem
 from .models import Sender
@@ -103,6 +108,8 @@ def hl7_field_of(ctx: Context, name: str) -> str:
         "mrn": "PID-3",
         "issuer": "PID-3",
         "national_id": "PID-3",
+        "passport_number": "PID-3",
+        "passport_country": "PID-3",
         "family_name": "PID-5",
         "given_name": "PID-5",
         "middle_name": "PID-5",
@@ -143,7 +150,7 @@ def problems_from_validation(ctx: Context, error: ValidationError) -> list[Probl
     for name, errors in error.error_dict.items():
         address = hl7_field_of(ctx, name) or ("ORC" if ctx.group is not None else "PID")
         codes = {e.code for e in errors}
-        if codes & {"placer_number_taken", "mrn_taken", "national_id_taken"}:
+        if codes & {"placer_number_taken", "mrn_taken", "national_id_taken", "passport_taken"}:
             code = 205
         elif "required" in codes:
             code = 101
@@ -206,11 +213,25 @@ class Identity:
     mrn: str
     issuer: str
     national_id: str
+    # A foreigner's passport (PID-3 type PPN, the issuing country's ISO 3166 alpha-3 code in CX-4).
+    passport_number: str = ""
+    passport_country: str = ""
+
+    @property
+    def identifiers(self) -> dict[str, str]:
+        """The identifiers besides the MRN that PID-3 carried, as the patient services take them."""
+        found = {"national_id": self.national_id} if self.national_id else {}
+        if self.passport_number:
+            found |= {"passport_number": self.passport_number, "passport_country": self.passport_country}
+        return found
 
 
 def _identifier(parsed: Parsed, segment, number: int, sender: Sender, address: str) -> Identity:
-    """The patient identifiers of a CX list (PID-3, MRG-1): MR -> MRN, NI -> national ID."""
-    mrn = issuer = national_id = ""
+    """The patient identifiers of a CX list (PID-3, MRG-1): MR -> MRN, NI -> national ID, PPN -> passport.
+
+    A passport without its country (CX-4) is left out: the number alone names no one.
+    """
+    mrn = issuer = national_id = passport_number = passport_country = ""
     fallback: tuple[str, str] | None = None
     for index in range(1, len(parsed.repetitions(segment, number)) + 1):
         comps = parsed.components(segment, number, index)
@@ -219,6 +240,9 @@ def _identifier(parsed: Parsed, segment, number: int, sender: Sender, address: s
             continue
         if kind == "NI":
             national_id = national_id or value
+        elif kind == "PPN":
+            if authority and not passport_number:
+                passport_number, passport_country = value.upper(), authority.upper()
         elif kind == "MR" and not mrn:
             mrn, issuer = value, authority
         elif fallback is None:
@@ -232,7 +256,13 @@ def _identifier(parsed: Parsed, segment, number: int, sender: Sender, address: s
             % {"field": address},
             code=101,
         )
-    return Identity(mrn=mrn, issuer=issuer or sender.issuer or default_issuer(), national_id=national_id)
+    return Identity(
+        mrn=mrn,
+        issuer=issuer or sender.issuer or default_issuer(),
+        national_id=national_id,
+        passport_number=passport_number,
+        passport_country=passport_country,
+    )
 
 
 def identity(ctx: Context, pid) -> Identity:
@@ -245,6 +275,21 @@ def identity(ctx: Context, pid) -> Identity:
                 "PID-3",
                 _("National ID %(value)s (PID-3, type NI): %(error)s")
                 % {"value": found.national_id[:20], "error": " ".join(exc.messages)},
+                code=102,
+            ) from exc
+    if found.passport_number:
+        try:
+            validate_passport_number(found.passport_number)
+            validate_country_alpha3(found.passport_country)
+        except ValidationError as exc:
+            raise Problem.at(
+                "PID-3",
+                _("Passport %(value)s of %(country)s (PID-3, type PPN): %(error)s")
+                % {
+                    "value": found.passport_number[:20],
+                    "country": found.passport_country[:10],
+                    "error": " ".join(exc.messages),
+                },
                 code=102,
             ) from exc
     return found
@@ -299,16 +344,17 @@ def find_patient(mrn: str, issuer: str) -> Patient | None:
     return patient
 
 
-def _register(ctx: Context, who: Identity, fields: dict[str, object], *, national_id: str) -> Patient:
+def _register(
+    ctx: Context, who: Identity, fields: dict[str, object], *, identifiers: dict[str, str]
+) -> Patient:
     if not fields.get("family_name"):
         raise Problem.at("PID-5", _("PID-5 (patient name) is required to register a patient."), code=101)
     if not fields.get("birth_date"):
         raise Problem.at("PID-7", _("PID-7 (birth date) is required to register a patient."), code=101)
-    extra = {"national_id": national_id} if national_id else {}
     # The HIS is the patient master: two people may share a name and a birth date, its MRNs tell them
     # apart, so the front desk's duplicate warning does not apply.
     return services.patient_register(
-        mrn=who.mrn, issuer=who.issuer, confirm_duplicate=True, user=ctx.user, **fields, **extra
+        mrn=who.mrn, issuer=who.issuer, confirm_duplicate=True, user=ctx.user, **fields, **identifiers
     )
 
 
@@ -326,10 +372,9 @@ def patient_from_pid(ctx: Context, pid, *, update: bool) -> Patient:
     fields = patient_fields(ctx, pid)
     patient = find_patient(who.mrn, who.issuer)
     if patient is None:
-        return _register(ctx, who, fields, national_id=who.national_id)
+        return _register(ctx, who, fields, identifiers=who.identifiers)
     if update:
-        if who.national_id:
-            fields["national_id"] = who.national_id
+        fields |= who.identifiers
         patient = _update(ctx, patient, fields)
     return patient
 
@@ -376,7 +421,7 @@ def merge(ctx: Context) -> None:
         if target is None:
             # The surviving record is new to us: register it, without the national ID the old record
             # still holds (one living record per ID), and give it the ID once the old one is merged.
-            target = _register(ctx, who, patient_fields(ctx, pid), national_id="")
+            target = _register(ctx, who, patient_fields(ctx, pid), identifiers={})
         if source.merged_into_id == target.pk:
             ctx.patient = target  # merged already (the HIS sent the merge again): nothing to do
             continue

@@ -138,6 +138,8 @@ def _pid(order: Order) -> str:
     identifiers = _components(patient.mrn, "", "", patient.issuer, "MR")
     if patient.national_id:
         identifiers += "~" + _components(patient.national_id, "", "", "TH", "NI")
+    if patient.passport_number:
+        identifiers += "~" + _components(patient.passport_number, "", "", patient.passport_country, "PPN")
     name = _components(
         patient.family_name, patient.given_name, patient.middle_name, patient.name_suffix, patient.name_prefix
     )

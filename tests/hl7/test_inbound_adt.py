@@ -138,6 +138,36 @@ def test_a_national_id_is_taken_from_the_ni_repetition(hl7_sender):
     assert Patient.objects.get(mrn="HN8").national_id == NATIONAL_ID
 
 
+def test_a_passport_is_taken_from_the_ppn_repetition_with_its_country(hl7_sender):
+    raw = adt("A04", pid(identifiers="HN12^^^HOSP^MR~ab1234567^^^gbr^PPN"))
+    assert parse_ack(receive(raw)).code == "AA"
+    patient = Patient.objects.get(mrn="HN12")
+    assert (patient.passport_number, patient.passport_country) == ("AB1234567", "GBR")
+    # An A08 with another passport updates it; one without a PPN leaves it.
+    receive(adt("A08", pid(identifiers="HN12^^^HOSP^MR~XY7654321^^^USA^PPN")))
+    receive(adt("A08", pid(identifiers="HN12^^^HOSP^MR")))
+    patient.refresh_from_db()
+    assert (patient.passport_number, patient.passport_country) == ("XY7654321", "USA")
+
+
+@pytest.mark.parametrize("passport", ["AB 12^^^GBR^PPN", "AB12^^^XXX^PPN"])
+def test_a_malformed_passport_is_refused_at_pid3(hl7_sender, passport):
+    before = counts()
+    answer = parse_ack(receive(adt("A04", pid(identifiers=f"HN13^^^HOSP^MR~{passport}"))))
+    assert answer.code == "AE"
+    assert answer.errors[0].startswith("ERR|PID^1^3^102&")
+    assert "PPN" in answer.text
+    assert counts() == before
+
+
+def test_a_passport_of_another_patient_is_refused_as_a_duplicate(hl7_sender):
+    receive(adt("A04", pid(identifiers="HN14^^^HOSP^MR~AB1234567^^^GBR^PPN")))
+    answer = parse_ack(receive(adt("A04", pid(identifiers="HN15^^^HOSP^MR~AB1234567^^^GBR^PPN"))))
+    assert answer.code == "AE"
+    assert answer.errors[0].startswith("ERR|PID^1^3^205&")
+    assert not Patient.objects.filter(mrn="HN15").exists()
+
+
 def test_a_national_id_with_a_wrong_check_digit_is_refused_at_pid3(hl7_sender):
     before = counts()
     answer = parse_ack(receive(adt("A04", pid(mrn="HN9", national_id=BAD_NATIONAL_ID))))

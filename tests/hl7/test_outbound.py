@@ -56,7 +56,13 @@ def ts(moment) -> str:
 
 @pytest.fixture
 def booked(user):
-    patient = PatientFactory(mrn="HN0042", issuer="HOSP", national_id=NATIONAL_ID)
+    patient = PatientFactory(
+        mrn="HN0042",
+        issuer="HOSP",
+        national_id=NATIONAL_ID,
+        passport_number="AB1234567",
+        passport_country="GBR",
+    )
     procedure = ProcedureFactory(code_value="CTHEAD", code_meaning="CT Head", coding_scheme="HIS")
     room = RoomFactory(name="CT 1", ae_title="CT01")
     return services.order_book(
@@ -98,7 +104,7 @@ def test_it_builds_siu_s12_for_a_booking(settings, booked):
     assert value(message, "SCH", 25) == "Booked"
     assert value(message, "SCH", 27, 1, 1) == booked.accession_number
     pid3 = message.segment("PID")[3]
-    assert [str(rep) for rep in pid3] == ["HN0042^^^HOSP^MR", f"{NATIONAL_ID}^^^TH^NI"]
+    assert [str(rep) for rep in pid3] == ["HN0042^^^HOSP^MR", f"{NATIONAL_ID}^^^TH^NI", "AB1234567^^^GBR^PPN"]
     assert value(message, "PID", 5, 1, 1) == "Jaidee"
     assert value(message, "PID", 7) == "19800517" and value(message, "PID", 8) == "M"
     assert [value(message, "AIS", 3, 1, n) for n in (1, 2, 3)] == ["CTHEAD", "CT Head", "HIS"]
