@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ris.dates import format_input_date
+
 from .dicom import LATIN1, fits_charset
 
 AE_TITLE_RE = re.compile(r"^[A-Z0-9 \-:@_]{1,16}$")
@@ -94,7 +96,8 @@ def validate_calendar_date(value: date) -> None:
         raise ValidationError(
             _("Enter a date between %(first)s and %(last)s."),
             code="calendar",
-            params={"first": CALENDAR_FIRST.isoformat(), "last": CALENDAR_LAST.isoformat()},
+            # As the date fields show dates: dd/mm/yyyy, the year in B.E. under Thai.
+            params={"first": format_input_date(CALENDAR_FIRST), "last": format_input_date(CALENDAR_LAST)},
         )
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.forms import modelform_factory
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from scheduling.forms import BookingForm, OrderFilterForm, PatientForm
 from scheduling.models import Patient, Room
@@ -99,7 +99,7 @@ def test_the_order_list_says_a_far_date_is_out_of_range(clerk, day):
     response = clerk.get(reverse("scheduling:order_list"), {"date_from": day, "date_to": day})
 
     assert response.status_code == 200
-    assert "From: Enter a date between 1900-01-01 and 2999-12-31." in response.content.decode()
+    assert "From: Enter a date between 01/01/1900 and 31/12/2999." in response.content.decode()
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
@@ -108,7 +108,7 @@ def test_the_day_board_shows_today_for_a_far_date(clerk, day):
 
     assert response.status_code == 200
     assert response.context["day"] == timezone.localdate()
-    assert "Enter a date between 1900-01-01 and 2999-12-31." in response.content.decode()
+    assert "Enter a date between 01/01/1900 and 31/12/2999." in response.content.decode()
 
 
 def test_the_booking_and_filter_forms_refuse_a_far_date(patient, procedure, room):
@@ -122,10 +122,14 @@ def test_the_booking_and_filter_forms_refuse_a_far_date(patient, procedure, room
         }
     )
 
-    assert booking.errors["date"] == ["Enter a date between 1900-01-01 and 2999-12-31."]
+    assert booking.errors["date"] == ["Enter a date between 01/01/1900 and 31/12/2999."]
     assert OrderFilterForm({"date_to": "0001-01-01"}).errors["date_to"] == [
-        "Enter a date between 1900-01-01 and 2999-12-31."
+        "Enter a date between 01/01/1900 and 31/12/2999."
     ]
+    # In Thai the bounds are written as a Thai clerk types dates: the year in B.E.
+    with translation.override("th"):
+        message = OrderFilterForm({"date_to": "0001-01-01"}).errors["date_to"][0]
+    assert "01/01/2443" in message and "31/12/3542" in message
 
 
 @pytest.mark.parametrize(("target", "location"), [("^", "%5E"), ("board", "board"), ("orders", "orders")])

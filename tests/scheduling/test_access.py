@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scheduling.models import Order, OrderStatus, Patient, Procedure, Room
-from scheduling.roles import ADMIN, ADMIN_PERMISSIONS, FRONT_DESK, TECHNOLOGIST
+from scheduling.roles import ADMIN, ADMIN_PERMISSIONS, DEPARTMENT_LEAD, FRONT_DESK, TECHNOLOGIST
 from tests.factories import OrderFactory, ProcedureFactory, UserFactory
 from worklist_export.models import WorklistEntry
 
@@ -426,6 +426,7 @@ def test_the_migration_gives_the_admin_group_its_permissions():
     assert have == want
     assert not Group.objects.get(name=FRONT_DESK).permissions.exists()
     assert not Group.objects.get(name=TECHNOLOGIST).permissions.exists()
+    assert not Group.objects.get(name=DEPARTMENT_LEAD).permissions.exists()  # it reads the reports only
 
 
 def test_an_admin_cannot_make_anyone_a_superuser(client):
