@@ -193,18 +193,26 @@ def heatmap(
     shares: Sequence[Sequence[float | None]],
     closed_label: str,
     legend_label: str,
+    outside: Sequence[Sequence[int]] | None = None,
+    outside_label: str = "",
 ) -> SafeString:
-    """A grid of shares (0-1, or None where the rooms were closed), each cell with its percentage."""
+    """A grid of shares (0-1, or None where the rooms were closed), each cell with its percentage.
+
+    `outside`: per cell, minutes booked while closed, written in the hatched cell (`outside_label` is
+    their tooltip's format, with %(minutes)s).
+    """
     left, top, cell_w, cell_h = 90, 46, 44, 30
     width = left + cell_w * len(columns) + 12
     height = top + cell_h * len(rows) + 40
     body = [_text(left, 18, legend_label, size=12)]
+    scale = left + 24 + 7 * len(legend_label)
+    body.append(_text(scale - 4, 18, "0 %", anchor="end", size=11))
     for n in range(11):
         fill, _ = _cell_colour(n / 10)
         body.append(
-            f'<rect x="{left + 150 + n * 18}" y="8" width="18" height="12" fill="{fill}" stroke="{GRID}"/>'
+            f'<rect x="{scale + n * 18}" y="8" width="18" height="12" fill="{fill}" stroke="{GRID}"/>'
         )
-    body.append(_text(left + 150 + 11 * 18 + 6, 18, "100 %", size=11))
+    body.append(_text(scale + 11 * 18 + 6, 18, "100 %", size=11))
     body.append(
         f'<pattern id="{chart_id}-closed" width="6" height="6" patternUnits="userSpaceOnUse" '
         f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#f8f9fa"/>'
@@ -219,10 +227,17 @@ def heatmap(
             x = left + j * cell_w
             share = shares[i][j]
             if share is None:
+                minutes = outside[i][j] if outside is not None else 0
+                said = closed_label + (", " + outside_label % {"minutes": minutes} if minutes else "")
                 body.append(
                     f'<rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" fill="url(#{chart_id}-closed)" '
-                    f'stroke="#ffffff"><title>{escape(row)} {escape(column)}: {escape(closed_label)}</title></rect>'
+                    f'stroke="#ffffff"><title>{escape(row)} {escape(column)}: {escape(said)}</title></rect>'
                 )
+                if minutes:
+                    body.append(
+                        f'<text x="{x + cell_w / 2:.1f}" y="{y + cell_h / 2 + 4:.1f}" font-size="11" '
+                        f'text-anchor="middle" fill="{INK}" font-weight="bold">{minutes}′</text>'
+                    )
                 continue
             fill, ink = _cell_colour(share)
             percent = f"{share * 100:.0f}%"

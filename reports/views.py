@@ -90,6 +90,8 @@ def utilisation_chart(data: selectors.Utilisation):
         shares=shares,
         closed_label=_("No opening hours"),
         legend_label=_("Share of opening hours booked"),
+        outside=[[data.booked[w][h] for h in hours] for w in WEEKDAYS],
+        outside_label=_("%(minutes)s minutes booked"),
     )
 
 

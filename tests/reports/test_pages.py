@@ -74,7 +74,8 @@ def test_the_page_shows_each_chart_with_its_csv_link(lead, week):  # noqa: F811
     # Each bar says its number when pointed at, and the heatmap its share.
     assert "<title>2/11: Completed 2</title>" in html
     assert "<title>Monday 09: 75%</title>" in html
-    assert "<title>Wednesday 00: No opening hours</title>" in html
+    assert "<title>Wednesday 00: No opening hours, 30 minutes booked</title>" in html
+    assert "<title>Saturday 12: No opening hours</title>" in html
 
 
 def test_each_csv_holds_the_numbers_of_its_chart(lead, week):  # noqa: F811
