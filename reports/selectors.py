@@ -411,7 +411,9 @@ def turnaround(filters: Filters) -> Turnaround:
     }
     found: dict[int, dict[str, dict[str, float | int]]] = {}
     for leg, (since, until) in legs.items():
-        minutes = f"({_epoch(until)} - {_epoch(since)}) / 60.0"
+        # A float on both databases: PostgreSQL's bigint / 60.0 would be a numeric (a Decimal in Python),
+        # which the charts cannot scale with their floats.
+        minutes = f"CAST({_epoch(until)} - {_epoch(since)} AS DOUBLE PRECISION) / 60"
         values = (
             f"SELECT o.room_id AS g, {minutes} AS v FROM {FROM} "
             f"WHERE {where} AND {since} IS NOT NULL AND {until} IS NOT NULL"
