@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_a_department_lead_reads_the_week_in_thai(
     page,
     live_server,
-    console,
+    console,  # noqa: F811
     shoot,
     artifacts_root,
     request,
