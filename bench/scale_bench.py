@@ -14,6 +14,7 @@ migrated to the checkout:
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time as clock
@@ -50,7 +51,7 @@ def scale_size(bench, py: str, pg: str, size: str) -> dict:
     t0 = clock.perf_counter()
     template = bench.run(py, "bench/scale.py", "ensure", "--size", size).strip().splitlines()[-1]
     ready = clock.perf_counter() - t0
-    db = f"ris_bench_scale_{size}_run"
+    db = f"{os.environ.get('BENCH_SCALE_PREFIX', 'ris_bench_scale')}_{size}_run"
     bench.sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', "postgres")
     t0 = clock.perf_counter()
     bench.sql(f'CREATE DATABASE "{db}" TEMPLATE "{template}"', "postgres")
