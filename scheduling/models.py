@@ -659,6 +659,23 @@ class Order(models.Model):
             models.Index(fields=["scheduled_start", "id"], include=["procedure"], name="order_start_idx"),
             models.Index(fields=["room", "scheduled_start", "id"], name="order_room_start_idx"),
             models.Index(fields=["status", "scheduled_start", "id"], name="order_status_start_idx"),
+            # The reports (reports/selectors.py): a range of days by scheduled start, with every column
+            # their aggregations read, so a year's 400,000 orders are an index-only scan, not a visit of
+            # each order's row (bench/reports_bench.py: the year's page 5-8x faster at hospital size).
+            models.Index(
+                fields=["scheduled_start"],
+                include=[
+                    "status",
+                    "room",
+                    "procedure",
+                    "scheduled_end",
+                    "booked_at",
+                    "arrived_at",
+                    "started_at",
+                    "completed_at",
+                ],
+                name="order_report_idx",
+            ),  # fmt: skip
             # The "To schedule" list: requested orders, oldest first.
             models.Index(
                 fields=["booked_at", "id"],
