@@ -552,6 +552,10 @@ class Bench:
         sizes = os.environ.get("BENCH_SCALE_SIZES", "small,hospital").split(",")
         self.results["scale"] = scale_bench.bench_scale(self, PY, PG, sizes)
 
+    def bench_reports(self) -> None:
+        sizes = os.environ.get("BENCH_SCALE_SIZES", "small,hospital").split(",")
+        self.results["reports"] = reports_bench.bench_reports(self, PY, PG, sizes)
+
     def machine(self) -> dict:
         cpu = next(
             (
@@ -772,6 +776,8 @@ Redis {machine["redis"]}, DCMTK {machine["dcmtk"]}.
 
 {scale_document(r["scale"], markdown)}
 
+{reports_bench.reports_document(r["reports"], markdown)}
+
 {hl7_bench.hl7_document(r["hl7"], markdown)}
 
 {pacs_bench.pacs_document(r["pacs"], markdown)}
@@ -847,8 +853,9 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma-separated measures to run while working on one (export, mwl, latency, load, api, "
-        "hl7, pacs, board, scale): prints their raw figures and leaves the document alone, except api, hl7, "
-        "pacs and scale, whose sections of the document are replaced (BENCH_SCALE_SIZES=small to run one size)",
+        "hl7, pacs, board, scale, reports): prints their raw figures and leaves the document alone, except "
+        "api, hl7, pacs, scale and reports, whose sections of the document are replaced (BENCH_SCALE_SIZES=small "
+        "to run one size of scale and reports)",
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -857,7 +864,7 @@ def main() -> None:
         bench = Bench(Path(tmp))
         try:
             speed_before = yardstick()
-            if only is None or only - {"scale"}:
+            if only is None or only - {"scale", "reports"}:
                 bench.setup()
                 first_free = date.fromisoformat(bench.seed["first_free_day"])
             measures = [
@@ -870,6 +877,7 @@ def main() -> None:
                 ("pacs", bench.bench_pacs),
                 ("board", lambda: bench.bench_board(first_free + timedelta(days=60))),
                 ("scale", bench.bench_scale),
+                ("reports", bench.bench_reports),
             ]
             worker = None
             for name, measure in measures:
@@ -881,9 +889,9 @@ def main() -> None:
                 measure()
             machine = bench.machine()
             machine["yardstick"] = (speed_before, yardstick())
-            # The API, HL7 and PACS sections may be rewritten on their own (--only api, --only hl7,
-            # --only pacs): each names its machine itself.
-            for section in ("api", "hl7", "pacs"):
+            # The API, HL7, PACS and reports sections may be rewritten on their own (--only api, --only hl7,
+            # --only pacs, --only reports): each names its machine itself.
+            for section in ("api", "hl7", "pacs", "reports"):
                 if section in bench.results:
                     bench.results[section]["machine"] = (
                         f"{machine['cpu']}; CPU yardstick {machine['yardstick'][0]:.2f} s before the run and "
@@ -906,6 +914,14 @@ def main() -> None:
             # The scale section alone: its table, and its part of docs/BENCHMARKS.md replaced in place.
             print(markdown(scale_rows(bench.results["scale"])))
             replace_section(Path(args.output), "scale", scale_document(bench.results["scale"], markdown))
+        if "reports" in bench.results:
+            print(markdown(reports_bench.reports_rows(bench.results["reports"])))
+            replace_section(
+                Path(args.output),
+                "reports",
+                reports_bench.reports_document(bench.results["reports"], markdown),
+                before="hl7",
+            )
         if "api" in bench.results:
             print(markdown(api_bench.api_rows(bench.results["api"])))
             replace_section(
@@ -921,6 +937,8 @@ def main() -> None:
     print(markdown(api_bench.api_rows(bench.results["api"])))
     print()
     print(markdown(scale_rows(bench.results["scale"])))
+    print()
+    print(markdown(reports_bench.reports_rows(bench.results["reports"])))
     print()
     print(markdown(hl7_bench.hl7_rows(bench.results["hl7"])))
     print()
@@ -938,6 +956,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api_bench  # noqa: E402
 import hl7_bench  # noqa: E402
 import pacs_bench  # noqa: E402
+import reports_bench  # noqa: E402
 import scale_bench  # noqa: E402
 from scale_bench import scale_document, scale_rows  # noqa: E402
 

@@ -14,10 +14,16 @@ Both sizes book the same 1,086 exams a day: a small hospital here is the same de
 history, so what grows from one to the other is history and the patient master, which is what the
 screens must not depend on. Every order is a 15-minute exam on the 15-minute grid, each room's non-
 cancelled orders never overlap (the exclusion constraint order_room_no_overlap checks it on the fill).
-Past orders: 91.9% COMPLETED, 8% CANCELLED (with a reason), 0.1% ARRIVED or IN_PROGRESS left over.
-Every past order has the worklist entry a real system keeps after years: no file, removed and synced
-after the exam; the future orders have none (the bench's first export writes them). The history tables
-(simple_history) stay empty.
+Past orders: 88.9% COMPLETED, 3% NO_SHOW, 8% CANCELLED (with a reason), 0.1% ARRIVED or IN_PROGRESS
+left over (older than 3 days; in the last 3 days those are COMPLETED too). The exam's times, as the
+reports read them: arrived_at within 10 minutes either side of the scheduled start, started_at 0-30
+minutes after arrival, completed_at 10-40 minutes after the start, each as far as the order got (a
+leftover ARRIVED has only its arrival, an IN_PROGRESS no completion); booked_at 1 hour to 21 days
+before the exam (never after the build). No-shows older than 3 days were called back a day or two later
+(called_back_at, by the bench user); the last 3 days' (about 100) wait on the "To call back" list.
+There are no REQUESTED orders (the "To schedule" list is empty). Every past order has the worklist
+entry a real system keeps after years: no file, removed and synced after the exam; the future orders
+have none (the bench's first export writes them). The history tables (simple_history) stay empty.
 
 The schema is the checkout's (`manage.py migrate`). The three big tables are filled with INSERT ...
 SELECT over generate_series, with their secondary indexes, unique, exclusion and foreign-key
@@ -28,7 +34,8 @@ the dates, which follow today (the future starts tomorrow in the clinic's time z
 `ensure` is the cache `make bench` uses: a built database records the generator version and a digest
 of the checkout's migrations (table bench_scale_meta, and the database's comment so it can be checked
 without connecting to a template); a database whose key matches is reused as a template, otherwise
-ris_bench_scale_<size> is rebuilt.
+ris_bench_scale_<size> is rebuilt. BENCH_SCALE_PREFIX=ris_xyz_scale names them ris_xyz_scale_<size>
+instead, so a second checkout's bench neither drops nor rebuilds the first one's.
 """
 
 from __future__ import annotations
@@ -61,12 +68,14 @@ from scale_names import (  # noqa: E402
     THAI_GIVEN,
 )
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 PG = "postgresql://postgres@127.0.0.1:5432"
 PY = (
     str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 )
 READY_DIR = Path("/tmp/ris-scale")
+# The databases `ensure` builds and the benches copy: <prefix>_<size> (and <prefix>_<size>_run).
+PREFIX = os.environ.get("BENCH_SCALE_PREFIX", "ris_bench_scale")
 TZ = os.environ.get("TIME_ZONE", "Asia/Bangkok")
 ISSUER = os.environ.get("RIS_ISSUER_OF_PATIENT_ID", "RIS")  # validators.default_issuer
 USERNAME, PASSWORD = "bench", "bench-pass-2026"
@@ -318,8 +327,8 @@ def fill_catalog(conn, hashed: str) -> None:
     for name, modality, ae, charset in ROOMS:
         conn.execute(
             """INSERT INTO scheduling_room (name, modality, ae_title, station_name, location, worklist_charset,
-                                            called_ae_title, active)
-               VALUES (%s, %s, %s, %s, 'Building A', %s, '', true)""",
+                                            called_ae_title, active, completion)
+               VALUES (%s, %s, %s, %s, 'Building A', %s, '', true, 'mpps')""",
             [name, modality, ae, ae, charset],
         )
     conn.execute(
@@ -430,7 +439,8 @@ ORDER_COLUMNS = [
     "accession_number", "requested_procedure_id", "sps_id", "study_instance_uid", "patient_id", "procedure_id",
     "room_id", "scheduled_start", "duration_minutes", "scheduled_end", "priority", "referring_physician",
     "requesting_physician", "reason", "notes", "status", "cancel_reason", "discontinue_reason", "booked_by_id",
-    "booked_at", "updated_at", "version",
+    "booked_at", "updated_at", "arrived_at", "started_at", "completed_at", "called_back_at", "called_back_by_id",
+    "version",
 ]  # fmt: skip
 
 
@@ -460,7 +470,7 @@ def fill_orders(conn, past: int, today: date) -> None:
     ):
         t0 = clock.perf_counter()
         status = (
-            """CASE WHEN b < 9190 THEN 'COMPLETED' WHEN b < 9990 THEN 'CANCELLED'
+            """CASE WHEN b < 8890 THEN 'COMPLETED' WHEN b < 9190 THEN 'NO_SHOW' WHEN b < 9990 THEN 'CANCELLED'
                      WHEN d < 3 THEN 'COMPLETED' WHEN b < 9995 THEN 'ARRIVED' ELSE 'IN_PROGRESS' END"""
             if label == "past"
             else "'SCHEDULED'"
@@ -483,16 +493,27 @@ def fill_orders(conn, past: int, today: date) -> None:
                    CASE WHEN status = 'CANCELLED'
                         THEN (%(cancel)s::text[])[1 + {h("k", 6)} %% {len(CANCEL_REASONS)}] ELSE '' END,
                    '', %(user)s, booked,
-                   CASE status WHEN 'COMPLETED' THEN st + interval '35 minutes'
+                   CASE status WHEN 'COMPLETED' THEN fin
                                WHEN 'CANCELLED' THEN booked + (st - booked) / 2
                                WHEN 'SCHEDULED' THEN booked
-                               ELSE st + interval '5 minutes' END,
+                               WHEN 'NO_SHOW' THEN least(st + interval '10 hours', now())
+                               WHEN 'ARRIVED' THEN arr
+                               ELSE beg END,
+                   CASE WHEN status IN ('ARRIVED', 'IN_PROGRESS', 'COMPLETED') THEN arr END,
+                   CASE WHEN status IN ('IN_PROGRESS', 'COMPLETED') THEN beg END,
+                   CASE WHEN status = 'COMPLETED' THEN fin END,
+                   CASE WHEN status = 'NO_SHOW' AND d >= 3 THEN called END,
+                   CASE WHEN status = 'NO_SHOW' AND d >= 3 THEN %(user)s END,
                    1{extra_values}
             FROM (
                 SELECT k, d, j, st, acc, b, pb, {status} AS status,
                        least(st - interval '1 hour' - {h("k", 7)} %% (21 * 24 * 60) * interval '1 minute',
-                             now() - {h("k", 7)} %% (20 * 24 * 60) * interval '1 minute') AS booked
-                FROM (
+                             now() - {h("k", 7)} %% (20 * 24 * 60) * interval '1 minute') AS booked,
+                       arr, beg, beg + (10 + {h("k", 11)} %% 31) * interval '1 minute' AS fin,
+                       least(st + interval '1 day' + {h("k", 12)} %% (24 * 60) * interval '1 minute', now())
+                         AS called
+                FROM (SELECT *, arr + {h("k", 10)} %% 31 * interval '1 minute' AS beg FROM (
+                SELECT *, st + ({h("k", 9)} %% 21 - 10) * interval '1 minute' AS arr FROM (
                     SELECT k, d, j, {h("k", 3)} %% 10000 AS b, {h("k", 8)} %% 1000 AS pb,
                            ((day + %(opens)s::time + (j / %(rooms)s) * interval '{SLOT} minutes')
                              AT TIME ZONE %(tz)s) AS st,
@@ -500,7 +521,7 @@ def fill_orders(conn, past: int, today: date) -> None:
                     FROM (SELECT k, k / {per_day} AS d, k %% {per_day} AS j,
                                  %(first)s::date + {step} * (k / {per_day}) AS day
                           FROM generate_series(0, %(count)s - 1) k) n
-                ) s
+                ) s) a) t
             ) o
             JOIN bench_rooms r ON r.ri = o.j %% %(rooms)s
             """,
@@ -522,7 +543,7 @@ def fill_entries(conn) -> None:
         INSERT INTO worklist_export_worklistentry ({", ".join(given)}{extra_cols})
         SELECT id, '', '', '', NULL, '', booked_at + interval '1 minute', gone, gone, '', gone{extra_values}
         FROM (SELECT id, booked_at,
-                     CASE WHEN status IN ('COMPLETED', 'CANCELLED') THEN updated_at + interval '2 minutes'
+                     CASE WHEN status IN ('COMPLETED', 'CANCELLED', 'NO_SHOW') THEN updated_at + interval '2 minutes'
                           ELSE least(scheduled_start + interval '2 days', now()) END AS gone
               FROM scheduling_order WHERE status <> 'SCHEDULED') o
         """
@@ -538,12 +559,12 @@ def ready(size: str) -> None:
 def ensure(size: str) -> str:
     """A built database of `size` for this checkout, built now when none matches: its name."""
     key = cache_key(size)
-    for name in (f"ris_bench_scale_{size}", f"ris_scale_{size}"):
+    for name in (f"{PREFIX}_{size}", f"ris_scale_{size}"):
         comment = db_comment(name) or ""
         if comment.startswith(f"ris-scale {key} "):
             log(f"{size}: reusing {name} ({comment})")
             return name
-    name = f"ris_bench_scale_{size}"
+    name = f"{PREFIX}_{size}"
     log(f"{size}: no built database matches this checkout (key {key}): building {name}")
     build(size, name)
     return name
@@ -554,13 +575,13 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="drop, create, migrate and fill a database")
     b.add_argument("--size", choices=SIZES, required=True)
-    b.add_argument("--db", help="default ris_bench_scale_<size>")
+    b.add_argument("--db", help="default ris_bench_scale_<size> (BENCH_SCALE_PREFIX)")
     b.add_argument("--ready", action="store_true", help="touch /tmp/ris-scale/<size>.ready when done")
     e = sub.add_parser("ensure", help="print the name of a built database for this checkout")
     e.add_argument("--size", choices=SIZES, required=True)
     args = parser.parse_args()
     if args.command == "build":
-        db = args.db or f"ris_bench_scale_{args.size}"
+        db = args.db or f"{PREFIX}_{args.size}"
         seconds = build(args.size, db)
         if args.ready or db == f"ris_scale_{args.size}":
             ready(args.size)

@@ -14,6 +14,7 @@ migrated to the checkout:
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time as clock
@@ -50,7 +51,7 @@ def scale_size(bench, py: str, pg: str, size: str) -> dict:
     t0 = clock.perf_counter()
     template = bench.run(py, "bench/scale.py", "ensure", "--size", size).strip().splitlines()[-1]
     ready = clock.perf_counter() - t0
-    db = f"ris_bench_scale_{size}_run"
+    db = f"{os.environ.get('BENCH_SCALE_PREFIX', 'ris_bench_scale')}_{size}_run"
     bench.sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', "postgres")
     t0 = clock.perf_counter()
     bench.sql(f'CREATE DATABASE "{db}" TEMPLATE "{template}"', "postgres")
@@ -513,7 +514,8 @@ median (DICOM and reconcile: on the total time). Data sets: {counts}. Databases:
   (5 CT, 4 MR, 6 US, 5 DX; DX 1 takes Latin-1 only), open every day 07:00-21:00; the 20 `seed_demo`
   procedures; patients half Thai (420 two-part family names, 100 given names, romanised) and half Latin
   with accents (Latin-1), MRN `HN` + 7 digits; 1,086 past exams a day back from yesterday (small: 75 days,
-  hospital: 1,826 days), 91.9% completed, 8% cancelled, 0.1% left arrived or in progress, each with a
+  hospital: 1,826 days), 88.9% completed (with arrival, start and completion times), 3% no-shows, 8%
+  cancelled, 0.1% left arrived or in progress, each with a
   worklist entry (no file, removed and synced after the exam); 18,607 scheduled over the 30 days from
   tomorrow, 15-minute exams on the grid, no entries. History tables (simple_history) are empty.
   Each size is measured on its own copy (`CREATE DATABASE ... TEMPLATE`), migrated to the checkout.

@@ -13,7 +13,12 @@ of the clock are integer arithmetic that SQLite and PostgreSQL do alike:
     hour = local % 86400 // 3600
 
 Percentiles are PostgreSQL's percentile_cont (linear between the two nearest ranks), computed with
-window functions both databases have; see `_percentiles`.
+window functions both databases have over each group's histogram (value, count); see `_percentiles`.
+
+A year at a hospital's size is read in a few hundred milliseconds when every query scans the range's
+orders once and aggregates them by hash into a few rows (bench/reports_bench.py measures it): the
+index order_report_idx holds the columns the reports read, so the scan does not visit the table, and
+nothing sorts or materialises one row per order.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ WAITED = HELD
 AGE_BANDS = ((0, 1), (1, 3), (3, 8), (8, 15), (15, 31), (31, None))
 HOURS = range(24)
 WEEKDAYS = range(7)
+WEEK = 7 * 86400
 PERCENTILES = (0.5, 0.9)
 
 
@@ -81,7 +87,8 @@ class Filters:
 def _epoch(column: str) -> str:
     """Whole UTC epoch seconds of a datetime column, on either database."""
     if connection.vendor == "postgresql":
-        return f"FLOOR(EXTRACT(EPOCH FROM {column}))::bigint"
+        # date_part is a float8, EXTRACT a numeric: the same whole seconds, several times faster per row.
+        return f"FLOOR(date_part('epoch', {column}))::bigint"
     # Django keeps SQLite datetimes as UTC text ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which strftime reads.
     return f"CAST(strftime('%%s', {column}) AS INTEGER)"
 
@@ -155,12 +162,13 @@ def _where(filters: Filters, statuses: Sequence[str], *, look_back: timedelta = 
         sql.append("o.room_id = %s")
         params.append(filters.room.pk)
     if filters.modality:
-        sql.append("p.modality = %s")
+        # A semi-join on the 20-odd procedures, not a join per order: the scan stays on the orders.
+        sql.append("o.procedure_id IN (SELECT p.id FROM scheduling_procedure p WHERE p.modality = %s)")
         params.append(filters.modality)
     return " AND ".join(sql), params
 
 
-FROM = "scheduling_order o JOIN scheduling_procedure p ON p.id = o.procedure_id"
+FROM = "scheduling_order o"
 
 
 def _rows(sql: str, params: Sequence[object]) -> list[tuple]:
@@ -246,6 +254,10 @@ def utilisation(filters: Filters) -> Utilisation:
     An exam's minutes go to the hours they fall in (09:45-10:15 gives 15 to 9 and 15 to 10; one across
     midnight gives the next weekday its part), clipped to the range. Opening minutes: each day of the
     range counts its rooms' opening hours of that weekday.
+
+    The exams are first counted per start within the week and length (a weekday and an hour depend on
+    the local seconds modulo a week only, 1970-01-01 being a Thursday at 0): a year's 400,000 exams are
+    a few hundred such rows, which are then cut into hours and weighted by their count.
     """
     start, end = filters.bounds()
     offsets = _offsets(start, end)
@@ -257,14 +269,16 @@ def utilisation(filters: Filters) -> Utilisation:
     spans = ORDER_LONGEST // timedelta(hours=1)
     sql = f"""
         WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < {spans}),
-        x AS (SELECT {s} AS s, {e} AS e FROM {FROM} WHERE {where}),
+        clipped AS (SELECT {s} AS s, {e} AS e FROM {FROM} WHERE {where}),
+        w AS (SELECT {_mod("s", WEEK)} AS s, e - s AS len, COUNT(*) AS c FROM clipped WHERE e > s GROUP BY 1, 2),
+        x AS (SELECT s, s + len AS e, c FROM w),
         pieces AS (
-            SELECT s AS b, e - s AS seconds FROM x WHERE e > s AND s / 3600 = (e - 1) / 3600
+            SELECT s AS b, (e - s) * c AS seconds FROM x WHERE s / 3600 = (e - 1) / 3600
             UNION ALL
-            SELECT (s / 3600 + k.n) * 3600, {_least("e", "(s / 3600 + k.n + 1) * 3600")}
-                   - {_greatest("s", "(s / 3600 + k.n) * 3600")}
+            SELECT (s / 3600 + k.n) * 3600, ({_least("e", "(s / 3600 + k.n + 1) * 3600")}
+                   - {_greatest("s", "(s / 3600 + k.n) * 3600")}) * c
             FROM x JOIN k ON k.n <= (e - 1) / 3600 - s / 3600
-            WHERE e > s AND s / 3600 < (e - 1) / 3600
+            WHERE s / 3600 < (e - 1) / 3600
         )
         SELECT {_mod("b / 86400 + 3", 7)}, {_mod("b", 86400)} / 3600, SUM(seconds) FROM pieces GROUP BY 1, 2
     """
@@ -301,39 +315,45 @@ def _opening_minutes(filters: Filters) -> list[list[int]]:
 # --- Percentiles -----------------------------------------------------------------------------------
 
 
-def _percentiles(values_sql: str, params: Sequence[object]) -> dict[object, dict[str, float | int]]:
-    """Per group: count, median and 90th percentile of `values_sql`'s (group, value) rows.
+def _percentiles(counted_sql: str, params: Sequence[object]) -> dict[object, dict[str, float | int]]:
+    """Per group: count, median and 90th percentile of the values `counted_sql` counts as (g, v, c) rows.
 
-    percentile_cont: p at rank p * (n - 1) from 0, linear between the two ranks around it. Only the
-    rows at those ranks leave the database (ROW_NUMBER and COUNT over each group).
+    percentile_cont: p at rank p * (n - 1) from 0, linear between the two ranks around it. The values
+    come counted per group and value (days and seconds repeat: a year's 400,000 exams are some hundreds
+    of such rows); a running sum of the counts over each group's values gives the ranks each value
+    covers, [below, below + c), and only the values that cover a wanted rank leave the database.
     """
-    ranks = []
+    wanted = []
     for p in PERCENTILES:
         tenths = round(p * 10)
-        ranks.append(f"r.i = (r.n - 1) * {tenths} / 10")
-        ranks.append(f"r.i = (r.n - 1) * {tenths} / 10 + 1")
+        for rank in (f"(h.n - 1) * {tenths} / 10", f"(h.n - 1) * {tenths} / 10 + 1"):
+            wanted.append(f"(h.below <= {rank} AND {rank} < h.below + h.c)")
     sql = f"""
-        SELECT r.g, r.n, r.i, r.v FROM (
-            SELECT g, v, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) - 1 AS i,
-                   COUNT(*) OVER (PARTITION BY g) AS n
-            FROM ({values_sql}) q
-        ) r
-        WHERE {" OR ".join(ranks)}
+        SELECT h.g, h.n, h.below, h.c, h.v FROM (
+            SELECT g, v, c,
+                   CAST(SUM(c) OVER (PARTITION BY g ORDER BY v ROWS UNBOUNDED PRECEDING) - c AS BIGINT) AS below,
+                   CAST(SUM(c) OVER (PARTITION BY g) AS BIGINT) AS n
+            FROM ({counted_sql}) counted
+        ) h
+        WHERE {" OR ".join(wanted)}
     """
-    by_rank: dict[object, dict[int, float]] = {}
+    covering: dict[object, list[tuple[int, int, float]]] = {}
     counts: dict[object, int] = {}
-    for group, n, i, v in _rows(sql, params):
-        by_rank.setdefault(group, {})[i] = v
-        counts[group] = n
+    for group, n, below, c, v in _rows(sql, params):
+        covering.setdefault(group, []).append((int(below), int(c), v))
+        counts[group] = int(n)
+
+    def at_rank(group: object, i: int) -> float:
+        return next(v for below, c, v in covering[group] if below <= i < below + c)
+
     found: dict[object, dict[str, float | int]] = {}
-    for group, values in by_rank.items():
-        n = counts[group]
+    for group, n in counts.items():
         found[group] = {"n": n}
         for p in PERCENTILES:
             # In tenths, as the query picked the ranks: exact, where p * (n - 1) in floats may not be.
             low, tenths_past = divmod((n - 1) * round(p * 10), 10)
-            below = values[low]
-            above = values.get(low + 1, below)
+            below = at_rank(group, low)
+            above = at_rank(group, low + 1) if low + 1 < n else below
             found[group][f"p{round(p * 100)}"] = below + (above - below) * tenths_past / 10
     return found
 
@@ -364,13 +384,27 @@ def waiting(filters: Filters, *, now: datetime | None = None) -> Waiting:
     offsets = _offsets(start - timedelta(days=731), max(end, now))
     where, params = _where(filters, WAITED)
     days = f"({_local('o.scheduled_start', offsets)} / 86400 - {_local('o.booked_at', offsets)} / 86400)"
-    per_modality = _percentiles(f"SELECT p.modality AS g, {days} AS v FROM {FROM} WHERE {where}", params)
+    # Counted per procedure in the scan, then per modality: the join is on the counts, not on the orders.
+    per_modality = _percentiles(
+        f"""SELECT p.modality AS g, q.v, SUM(q.c) AS c
+            FROM (SELECT o.procedure_id AS procedure_id, {days} AS v, COUNT(*) AS c FROM {FROM} WHERE {where}
+                  GROUP BY 1, 2) q
+            JOIN scheduling_procedure p ON p.id = q.procedure_id
+            GROUP BY 1, 2""",
+        params,
+    )
+    bands, summary = _to_schedule(filters, now)
+    return Waiting(per_modality=dict(sorted(per_modality.items())), bands=bands, to_schedule=summary)
+
+
+def _to_schedule(filters: Filters, now: datetime) -> tuple[list[tuple[tuple[int, int | None], int]], dict]:
+    """The To-schedule list now: orders waiting per age band, and the median, 90th percentile, oldest."""
 
     age = f"(({int(now.timestamp())} - {_epoch('o.booked_at')}) / 86400)"
     listed = "o.status = %s"
     listed_params: list[object] = [OrderStatus.REQUESTED]
     if filters.modality:
-        listed += " AND p.modality = %s"
+        listed += " AND o.procedure_id IN (SELECT p.id FROM scheduling_procedure p WHERE p.modality = %s)"
         listed_params.append(filters.modality)
     band = " ".join(f"WHEN {age} < {high} THEN {low}" for low, high in AGE_BANDS if high is not None)
     counted = dict(
@@ -380,13 +414,21 @@ def waiting(filters: Filters, *, now: datetime | None = None) -> Waiting:
         )
     )
     bands = [((low, high), counted.get(low, 0)) for low, high in AGE_BANDS]
-    summary = _percentiles(f"SELECT 0 AS g, {age} AS v FROM {FROM} WHERE {listed}", listed_params).get(0, {})
+    summary = _percentiles(
+        f"SELECT 0 AS g, {age} AS v, COUNT(*) AS c FROM {FROM} WHERE {listed} GROUP BY 2", listed_params
+    ).get(0, {})
     if summary:
         summary["oldest"] = _rows(f"SELECT MAX({age}) FROM {FROM} WHERE {listed}", listed_params)[0][0]
         summary["stat"] = _rows(
             f"SELECT COUNT(*) FROM {FROM} WHERE {listed} AND o.priority = %s", [*listed_params, Priority.STAT]
         )[0][0]
-    return Waiting(per_modality=dict(sorted(per_modality.items())), bands=bands, to_schedule=summary)
+    return bands, summary
+
+
+def to_schedule(filters: Filters, *, now: datetime | None = None) -> Waiting:
+    """The To-schedule list's part of `waiting` alone (its CSV), without the range's waiting times."""
+    bands, summary = _to_schedule(filters, now or timezone.now())
+    return Waiting(per_modality={}, bands=bands, to_schedule=summary)
 
 
 # --- Turnaround ----------------------------------------------------------------------------------
@@ -409,15 +451,42 @@ def turnaround(filters: Filters) -> Turnaround:
         "wait": ("o.arrived_at", "o.started_at"),
         "exam": ("o.started_at", "o.completed_at"),
     }
-    found: dict[int, dict[str, dict[str, float | int]]] = {}
-    for leg, (since, until) in legs.items():
-        minutes = f"({_epoch(until)} - {_epoch(since)}) / 60.0"
-        values = (
-            f"SELECT o.room_id AS g, {minutes} AS v FROM {FROM} "
-            f"WHERE {where} AND {since} IS NOT NULL AND {until} IS NOT NULL"
+    # One scan for both legs: each order's two spans (NULL where a time is missing) counted per room,
+    # then each leg's histogram of whole seconds from those counts, as group room * 2 + leg. PostgreSQL
+    # counts the intervals themselves (an interval hashes faster than two epochs are computed) and
+    # takes the seconds of the few hundred counted ones.
+    if connection.vendor == "postgresql":
+        spans = ", ".join(f"{until} - {since} AS {leg}" for leg, (since, until) in legs.items())
+
+        def whole_seconds(leg: str) -> str:
+            return f"FLOOR(date_part('epoch', {leg}))::bigint"
+    else:
+        spans = ", ".join(
+            f"{_epoch(until)} - {_epoch(since)} AS {leg}" for leg, (since, until) in legs.items()
         )
-        for room_id, stats in _percentiles(values, params).items():
-            found.setdefault(room_id, {})[leg] = stats
+
+        def whole_seconds(leg: str) -> str:
+            return leg
+
+    counted = " UNION ALL ".join(
+        f"SELECT room_id * 2 + {n} AS g, {whole_seconds(leg)} AS v, SUM(c) AS c FROM both_legs "
+        f"WHERE {leg} IS NOT NULL GROUP BY 1, 2"
+        for n, leg in enumerate(legs)
+    )
+    sql = f"""
+        WITH both_legs AS (
+            SELECT room_id, wait, exam, COUNT(*) AS c
+            FROM (SELECT o.room_id AS room_id, {spans} FROM {FROM} WHERE {where} AND o.started_at IS NOT NULL) q
+            GROUP BY 1, 2, 3
+        )
+        {counted}
+    """
+    found: dict[int, dict[str, dict[str, float | int]]] = {}
+    for group, stats in _percentiles(sql, params).items():
+        room_id, n = divmod(group, 2)
+        # Seconds to minutes: a percentile between two ranks scales with its values.
+        minutes = {k: v if k == "n" else v / 60 for k, v in stats.items()}
+        found.setdefault(room_id, {})[list(legs)[n]] = minutes
     rooms = Room.objects.in_bulk(list(found))
     per_room = sorted(
         ((rooms[pk], legs_found) for pk, legs_found in found.items()),

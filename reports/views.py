@@ -185,7 +185,7 @@ def waiting_csv(filters: Filters) -> Iterable[list]:
 
 
 def to_schedule_csv(filters: Filters) -> Iterable[list]:
-    data = selectors.waiting(filters)
+    data = selectors.to_schedule(filters)
     yield [_("Days waiting"), _("Orders waiting")]
     for (low, high), n in data.bands:
         yield [_band(low, high), n]

@@ -223,6 +223,10 @@ def test_turnaround_per_room(week):
         "exam": {"n": 2, "p50": 40, "p90": pytest.approx(48)},
     }
     assert [room.name for room, _legs in data.per_room] == ["CT 1", "MR 1"]
+    # Floats on either database (PostgreSQL's numeric division would give Decimals the charts refuse).
+    assert {
+        type(stats[p]) for legs in by_room.values() for stats in legs.values() for p in ("p50", "p90")
+    } == {float}
 
 
 def test_percentiles_of_one_value_and_of_ten():
