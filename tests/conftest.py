@@ -2,7 +2,7 @@ import os
 from datetime import datetime, timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from scheduling import services
 from scheduling.models import Order
@@ -122,3 +122,10 @@ def book(user, room, procedure, patient, tomorrow_at, after_commit):
             return services.order_book(**args)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _back_to_the_default_language():
+    """A request in Thai leaves Thai active in the test's thread: every test starts in the default."""
+    yield
+    translation.deactivate()
