@@ -157,12 +157,40 @@ def gunicorn_serving(env: dict[str, str], tmp: Path) -> Iterator[tuple[int, Path
             proc.wait()
 
 
-def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Server]:
-    """Migrate a fresh SQLite file, create `users` (password PASSWORD), serve it with gunicorn."""
-    env = production_env(tmp, **extra_env)
+def _built_site(root: Path) -> Path:
+    """`root`/production-site: a SQLite file migrated and the static files collected with the production
+    settings, built once per run (under pytest's base temp folder) for every gunicorn of the run.
+
+    migrate and collectstatic take some 14 s of CPU; each server starts from its own copy of both, so
+    it still runs on a database migrated from empty and on the collected files, as a deployment does.
+    """
+    site = root / "production-site"
+    if not (site / "ris.sqlite3").is_file():
+        shutil.rmtree(site, ignore_errors=True)
+        building = root / "production-site.building"
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir()
+        env = production_env(building)
+        (building / "worklists").mkdir()
+        manage(env, "migrate", "--noinput")
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        building.rename(site)
+    return site
+
+
+def install_site(tmp: Path) -> None:
+    """Put a migrated SQLite file and the collected static files where production_env(tmp) says."""
+    site = _built_site(tmp.parent)
+    shutil.copyfile(site / "ris.sqlite3", tmp / "ris.sqlite3")
+    shutil.copytree(site / "static", tmp / "static")
     (tmp / "worklists").mkdir()
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+
+
+def start_gunicorn(tmp: Path, users: list[str], **extra_env: str) -> Iterator[Server]:
+    """A freshly migrated SQLite file (install_site), `users` created (password PASSWORD), served by
+    gunicorn."""
+    env = production_env(tmp, **extra_env)
+    install_site(tmp)
     create = "; ".join(f"User.objects.create_user({name!r}, password={PASSWORD!r})" for name in users)
     manage(env, "shell", "-c", f"from django.contrib.auth.models import User; {create}")
     with gunicorn_serving(env, tmp) as (port, log):
