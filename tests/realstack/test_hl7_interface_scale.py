@@ -12,9 +12,11 @@ tests/hl7/test_interface_scale.py (DATABASE_URL naming a PostgreSQL database).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,7 +27,10 @@ from hl7_link.views import MESSAGES_PER_PAGE, message_page, message_search
 from tests.factories import OrderFactory, PatientFactory
 from tests.realstack.plans import nodes
 
-pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
+# The million rows are made once for the module (`million`, committed, then flushed away at its end as
+# a transactional test's are) and the tests only read them: each runs in a transaction that is rolled
+# back, with nothing of its own to roll back, so no test leaves dead rows for the next one's plans.
+pytestmark = [pytest.mark.realstack, pytest.mark.django_db]
 
 MESSAGES = 1_000_000
 # Message i: received i * 30 s after a year ago; refused with AE every 20th, AR every 100th (unknown
@@ -50,13 +55,33 @@ FROM generate_series(0, {messages} - 1) AS i
 """
 
 
-@pytest.fixture
-def million(db) -> dict:
+@pytest.fixture(scope="module")
+def million(django_db_setup, django_db_blocker) -> Iterator[dict]:
+    """The log filled once for the module's tests, which only read it: inserting and analysing a million
+    rows takes tens of seconds. Outside any test's transaction (VACUUM cannot run in one); flushed at the
+    end of the module, as pytest-django flushes after a transactional test."""
     if connection.vendor != "postgresql":
         message = "the scale test of the Interface page needs PostgreSQL (--ds=ris.settings_realstack)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    with django_db_blocker.unblock():
+        try:
+            filled = _fill()
+        except BaseException:
+            _flush()
+            raise
+    yield filled
+    with django_db_blocker.unblock():
+        _flush()
+
+
+def _flush() -> None:
+    # What pytest-django runs after a transactional test (TransactionTestCase._fixture_teardown).
+    call_command("flush", verbosity=0, interactive=False, reset_sequences=False)
+
+
+def _fill() -> dict:
     senders = [sender_save(sender=Sender(application=name)) for name in ("HOSXP", "LABSYS")]
     patients = [PatientFactory(mrn=f"HN9{i:05d}") for i in range(50)]
     orders = [
