@@ -1,5 +1,6 @@
 import os
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -8,6 +9,7 @@ from scheduling import services
 from scheduling.models import Order
 from scheduling.roles import FRONT_DESK, TECHNOLOGIST
 from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+from tests.property.examples import EXAMPLES
 
 
 def pytest_configure(config):
@@ -15,6 +17,33 @@ def pytest_configure(config):
     # hand; CI builds it fresh, so a migration that no longer applies to an empty database fails there.
     if os.environ.get("CI") == "true":
         config.option.create_db = True
+
+
+def pytest_sessionfinish(session):
+    # A pytest-xdist worker hands its count of property inputs to the main process (pytest_testnodedown).
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["property_examples"] = dict(EXAMPLES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    EXAMPLES.update(getattr(node, "workeroutput", {}).get("property_examples", {}))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The inputs tried per property test (tests/property), also written to test-artifacts/."""
+    if not EXAMPLES or hasattr(config, "workeroutput"):
+        return
+    total = sum(EXAMPLES.values())
+    terminalreporter.section("property tests: inputs tried")
+    for name, count in sorted(EXAMPLES.items()):
+        terminalreporter.write_line(f"{count:6d}  {name}")
+    terminalreporter.write_line(f"{total:6d}  in total, over {len(EXAMPLES)} properties")
+    out = Path(config.rootpath, "test-artifacts", "property-summary.txt")
+    if out.parent.is_dir():
+        lines = [f"{count}\t{name}" for name, count in sorted(EXAMPLES.items())]
+        out.write_text("\n".join([*lines, f"{total}\ttotal ({len(EXAMPLES)} properties)", ""]))
 
 
 @pytest.fixture
