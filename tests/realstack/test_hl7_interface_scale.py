@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,11 +24,10 @@ from hl7_link.models import Message, Sender
 from hl7_link.services import sender_save
 from hl7_link.views import MESSAGES_PER_PAGE, message_page, message_search
 from tests.factories import OrderFactory, PatientFactory
+from tests.realstack.conftest import rows_for_the_module
 from tests.realstack.plans import nodes
 
-# The million rows are made once for the module (`million`, committed, then flushed away at its end as
-# a transactional test's are) and the tests only read them: each runs in a transaction that is rolled
-# back, with nothing of its own to roll back, so no test leaves dead rows for the next one's plans.
+# The million rows are made once for the module and the tests only read them (`million`).
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db]
 
 MESSAGES = 1_000_000
@@ -58,27 +56,13 @@ FROM generate_series(0, {messages} - 1) AS i
 @pytest.fixture(scope="module")
 def million(django_db_setup, django_db_blocker) -> Iterator[dict]:
     """The log filled once for the module's tests, which only read it: inserting and analysing a million
-    rows takes tens of seconds. Outside any test's transaction (VACUUM cannot run in one); flushed at the
-    end of the module, as pytest-django flushes after a transactional test."""
+    rows takes tens of seconds (tests.realstack.conftest.rows_for_the_module)."""
     if connection.vendor != "postgresql":
         message = "the scale test of the Interface page needs PostgreSQL (--ds=ris.settings_realstack)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    with django_db_blocker.unblock():
-        try:
-            filled = _fill()
-        except BaseException:
-            _flush()
-            raise
-    yield filled
-    with django_db_blocker.unblock():
-        _flush()
-
-
-def _flush() -> None:
-    # What pytest-django runs after a transactional test (TransactionTestCase._fixture_teardown).
-    call_command("flush", verbosity=0, interactive=False, reset_sequences=False)
+    yield from rows_for_the_module(django_db_blocker, _fill)
 
 
 def _fill() -> dict:
