@@ -11,7 +11,6 @@ import http.client
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.mwl_server.dicom import free_port
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 PASSWORD = "Right-Pass-2026"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def production_env(tmp: Path, **extra: str) -> dict[str, str]:
