@@ -64,8 +64,9 @@ test-peers:
 # hands out single tests in collection order, so each worker keeps pytest-django's order (database
 # tests, then transactional ones, then the rest) and the migrations' rows such as the role groups are
 # there for every database test. The modules sharing one gunicorn (they use no test database) stay in
-# one worker with xdist_group, and start first (xdist sends larger groups first). Each worker has its
-# own SQLite test database (pytest-django suffixes its name), temporary folders and servers.
+# one worker (ONE_WORKER in tests/conftest.py), and start first (xdist sends larger groups first).
+# Each worker has its own SQLite test database (pytest-django suffixes its name), temporary folders
+# and servers.
 # The real-stack tier stays in one process: its Celery worker serves one Redis queue and one database.
 XDIST_WORKERS ?= 2
 test: test-peers install messages

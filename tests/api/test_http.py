@@ -16,10 +16,6 @@ from django.utils import timezone
 
 from tests.api.http import Caller, Server, serve
 
-# One process for the whole module under pytest-xdist (`make test`): its tests share one seeded
-# gunicorn, whose rate budgets and bookings they spend in turn.
-pytestmark = pytest.mark.xdist_group("api-http")
-
 ROOM, PROCEDURE = 1, 1
 
 CLIENT_SCOPES = {

@@ -38,10 +38,6 @@ from schemathesis.core.parameters import ParameterLocation
 
 from tests.api.http import Caller, Server, serve
 
-# One process for the whole module under pytest-xdist (`make test`): the last tests read what the
-# operations' tests saw (SEEN), and the seeded gunicorn is the module's.
-pytestmark = pytest.mark.xdist_group("api-schemathesis")
-
 ADMIN = "Integration test (admin)"
 READER = "Read only"
 WORKFLOW = "Workflow only"

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.security.conftest import PASSWORD
-
-# One process for both HTTP modules under pytest-xdist (`make test`): tests/security's session `server`,
-# one production-like gunicorn, is then started once rather than once per worker.
-pytestmark = pytest.mark.xdist_group("security-gunicorn")
 
 HTTPS = {"X-Forwarded-Proto": "https"}  # as the TLS proxy says
 

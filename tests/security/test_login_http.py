@@ -10,13 +10,7 @@ default, 5.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.security.conftest import PASSWORD
-
-# One process for both HTTP modules under pytest-xdist (`make test`): tests/security's session `server`,
-# one production-like gunicorn, is then started once rather than once per worker.
-pytestmark = pytest.mark.xdist_group("security-gunicorn")
 
 LOCKED = 429
 WRONG = 200  # the login form again, "enter a correct username and password"
