@@ -7,6 +7,7 @@ The HTTPS redirect is off, as for a probe that talks plain HTTP to the app. A mi
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import os
 import secrets
@@ -154,28 +155,36 @@ def gunicorn_serving(env: dict[str, str], tmp: Path) -> Iterator[tuple[int, Path
 
 def _built_site(root: Path) -> Path:
     """`root`/production-site: a SQLite file migrated and the static files collected with the production
-    settings, built once per run (under pytest's base temp folder) for every gunicorn of the run.
+    settings, built once per run for every gunicorn of the run; `root` is pytest's base temp folder, or
+    under pytest-xdist the one above the workers' (built by the first worker to need it, under a lock).
 
     migrate and collectstatic take some 14 s of CPU; each server starts from its own copy of both, so
     it still runs on a database migrated from empty and on the collected files, as a deployment does.
     """
     site = root / "production-site"
-    if not (site / "ris.sqlite3").is_file():
-        shutil.rmtree(site, ignore_errors=True)
-        building = root / "production-site.building"
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir()
-        env = production_env(building)
-        (building / "worklists").mkdir()
-        manage(env, "migrate", "--noinput")
-        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-        building.rename(site)
+    with (root / "production-site.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (site / "ris.sqlite3").is_file():
+            shutil.rmtree(site, ignore_errors=True)
+            building = root / "production-site.building"
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            env = production_env(building)
+            (building / "worklists").mkdir()
+            manage(env, "migrate", "--noinput")
+            manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+            building.rename(site)
     return site
 
 
 def install_site(tmp: Path) -> None:
-    """Put a migrated SQLite file and the collected static files where production_env(tmp) says."""
-    site = _built_site(tmp.parent)
+    """Put a migrated SQLite file and the collected static files where production_env(tmp) says.
+
+    `tmp` is a folder of pytest's tmp_path_factory: its parent is the base temp folder, a worker's own
+    (popen-gwN) under pytest-xdist, whose parent the run's workers share.
+    """
+    root = tmp.parent.parent if os.environ.get("PYTEST_XDIST_WORKER") else tmp.parent
+    site = _built_site(root)
     shutil.copyfile(site / "ris.sqlite3", tmp / "ris.sqlite3")
     shutil.copytree(site / "static", tmp / "static")
     (tmp / "worklists").mkdir()
