@@ -60,8 +60,17 @@ test-peers:
 
 # The default suite, then the real-stack tier (PostgreSQL, Redis, a Celery worker and beat) in its own
 # run with its own settings. The tier skips when those services do not answer, except under CI=true.
+# The default suite runs in two processes (pytest-xdist; XDIST_WORKERS=0 for one). --dist loadgroup
+# hands out single tests in collection order, so each worker keeps pytest-django's order (database
+# tests, then transactional ones, then the rest) and the migrations' rows such as the role groups are
+# there for every database test. The modules sharing one gunicorn (they use no test database) stay in
+# one worker (ONE_WORKER in tests/conftest.py), and start first (xdist sends larger groups first).
+# Each worker has its own SQLite test database (pytest-django suffixes its name), temporary folders
+# and servers.
+# The real-stack tier stays in one process: its Celery worker serves one Redis queue and one database.
+XDIST_WORKERS ?= 2
 test: test-peers install messages
-	$(BIN)/pytest --create-db -m "not realstack"
+	$(BIN)/pytest --create-db -m "not realstack" -n $(XDIST_WORKERS) --dist loadgroup
 	$(BIN)/pytest --create-db -m realstack --ds=ris.settings_realstack tests/realstack
 
 test-fast: install

@@ -1,5 +1,6 @@
 import os
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone, translation
@@ -8,6 +9,7 @@ from scheduling import services
 from scheduling.models import Order
 from scheduling.roles import FRONT_DESK, TECHNOLOGIST
 from tests.factories import OrderFactory, PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+from tests.property.examples import EXAMPLES
 
 
 def pytest_configure(config):
@@ -15,6 +17,66 @@ def pytest_configure(config):
     # hand; CI builds it fresh, so a migration that no longer applies to an empty database fails there.
     if os.environ.get("CI") == "true":
         config.option.create_db = True
+
+
+# Under pytest-xdist (`make test` runs -n 2 --dist loadgroup) each of these modules runs whole in one
+# worker, and modules named with the same group share that worker: their tests share one gunicorn and
+# what earlier tests left on it (rate budgets, lockouts, the statuses schemathesis saw), and none uses
+# the test database. Every other test is handed out on its own, in collection order (see the Makefile).
+# By file here rather than with xdist's xdist_group mark, which does not group under pytest 9.2: xdist
+# renames the tests' node ids to carry the group, and pytest no longer lets it (pytest-xdist #1386).
+ONE_WORKER = {
+    "tests/api/test_schemathesis.py": "api-schemathesis",
+    "tests/api/test_http.py": "api-http",
+    "tests/security/test_headers_http.py": "security-gunicorn",
+    "tests/security/test_login_http.py": "security-gunicorn",
+}
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    missing = [path for path in ONE_WORKER if not (config.rootpath / path).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py ONE_WORKER names modules that are gone: {missing}")
+
+    class ByFileGroup(LoadScopeScheduling):
+        """LoadScopeScheduling whose scope is the ONE_WORKER group of a test's file, else the test."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+
+    return ByFileGroup(config, log)
+
+
+def pytest_sessionfinish(session):
+    # A pytest-xdist worker hands its count of property inputs to the main process (pytest_testnodedown).
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["property_examples"] = dict(EXAMPLES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    EXAMPLES.update(getattr(node, "workeroutput", {}).get("property_examples", {}))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The inputs tried per property test (tests/property), also written to test-artifacts/."""
+    if not EXAMPLES or hasattr(config, "workeroutput"):
+        return
+    total = sum(EXAMPLES.values())
+    terminalreporter.section("property tests: inputs tried")
+    for name, count in sorted(EXAMPLES.items()):
+        terminalreporter.write_line(f"{count:6d}  {name}")
+    terminalreporter.write_line(f"{total:6d}  in total, over {len(EXAMPLES)} properties")
+    out = Path(config.rootpath, "test-artifacts", "property-summary.txt")
+    if out.parent.is_dir():
+        lines = [f"{count}\t{name}" for name, count in sorted(EXAMPLES.items())]
+        out.write_text("\n".join([*lines, f"{total}\ttotal ({len(EXAMPLES)} properties)", ""]))
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from tests.security.conftest import (
     PASSWORD,
     Browser,
     gunicorn_serving,
+    install_site,
     manage,
     production_env,
 )
@@ -274,11 +275,10 @@ def _seed_main(spec_path: str, out_path: str) -> None:
 
 
 def serve(tmp: Path, spec: dict, **extra_env: str) -> Iterator[Server]:
-    """Migrate a fresh SQLite file under `tmp`, seed it with `spec`, serve it with gunicorn (1 worker)."""
+    """A freshly migrated SQLite file under `tmp` (install_site), seeded with `spec`, served by gunicorn
+    (1 worker)."""
     env = production_env(tmp, **extra_env)
-    (tmp / "worklists").mkdir()
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    install_site(tmp)
     spec_path, out_path = tmp / "seed-spec.json", tmp / "seeded.json"
     spec_path.write_text(json.dumps(spec))
     manage(

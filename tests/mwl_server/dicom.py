@@ -6,6 +6,7 @@ pynetdicom, and serve_dicom's server on a free loopback port. The bench (bench/r
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -40,7 +41,31 @@ def require(binary: str, *fallbacks: str) -> str:
     return found
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port free on 127.0.0.1 now, drawn at random below the kernel's ephemeral range.
+
+    A server started on it in a subprocess (Orthanc, serve_dicom, serve_hl7, gunicorn) takes a moment to
+    bind: meanwhile an ephemeral port (what bind(0) hands out) can be taken as the local port of any
+    outgoing connection on the machine, or be handed to a pytest-xdist worker's own bind(0). Ports
+    below that range are never given to outgoing connections, and drawn at random two workers seldom
+    pick the same one; bind(0) is the last resort.
+    """
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(10_000, max(low, 10_001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -1,4 +1,5 @@
-"""Hypothesis set-up for the property tests: one profile, per-example rollback, and a count of inputs.
+"""Hypothesis set-up for the property tests: one profile and per-example rollback (the count of inputs
+is tests/property/examples.py, reported by tests/conftest.py).
 
 The profile keeps the whole folder under about a minute and a half (PROPERTY_EXAMPLES raises or lowers
 the examples per property); under CI the inputs are derandomised, so a failure reproduces on rerun.
@@ -7,8 +8,6 @@ the examples per property); under CI the inputs are derandomised, so a failure r
 from __future__ import annotations
 
 import os
-from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,23 +30,6 @@ settings.register_profile(
     ],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "property"))
-
-# Inputs tried per property, filled by tests.property.helpers.counted; reported at the end of the run.
-EXAMPLES: Counter[str] = Counter()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not EXAMPLES:
-        return
-    total = sum(EXAMPLES.values())
-    terminalreporter.section("property tests: inputs tried")
-    for name, count in sorted(EXAMPLES.items()):
-        terminalreporter.write_line(f"{count:6d}  {name}")
-    terminalreporter.write_line(f"{total:6d}  in total, over {len(EXAMPLES)} properties")
-    out = Path(config.rootpath, "test-artifacts", "property-summary.txt")
-    if out.parent.is_dir():
-        lines = [f"{count}\t{name}" for name, count in sorted(EXAMPLES.items())]
-        out.write_text("\n".join([*lines, f"{total}\ttotal ({len(EXAMPLES)} properties)", ""]))
 
 
 @pytest.fixture(autouse=True)

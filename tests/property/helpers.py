@@ -21,7 +21,7 @@ from scheduling.models import Order, Patient, Procedure, Room
 from tests.worklist_export.oracle import source_dataset
 from worklist_export.dataset import order_source
 
-from .conftest import EXAMPLES
+from .examples import EXAMPLES
 
 # --- bookkeeping ----------------------------------------------------------------------------------
 

@@ -17,12 +17,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import pytest
 from django.conf import settings
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 CELERY = str(Path(sys.executable).with_name("celery"))
 STARTUP_TIMEOUT = 30
 
@@ -198,6 +200,29 @@ def empty_worklist_dir() -> Iterator[Path]:
     empty()
     yield folder
     empty()
+
+
+def rows_for_the_module(django_db_blocker, fill: Callable[[], T]) -> Iterator[T]:
+    """For a module fixture (`yield from` it): what `fill()` makes, committed once for the module's tests.
+
+    For the scale tests whose large tables take seconds to insert and analyse and whose tests only read
+    them: each such test is a plain django_db test, rolled back with nothing of its own to roll back, so
+    none leaves dead rows behind for the next one's plans. `fill()` runs outside any test's transaction
+    (VACUUM cannot run in one). At the end of the module the database is flushed, as pytest-django does
+    after a transactional test (TransactionTestCase._fixture_teardown).
+    """
+    from django.core.management import call_command
+
+    def flush() -> None:
+        with django_db_blocker.unblock():
+            call_command("flush", verbosity=0, interactive=False, reset_sequences=False)
+
+    try:
+        with django_db_blocker.unblock():
+            made = fill()
+        yield made
+    finally:
+        flush()
 
 
 @pytest.fixture

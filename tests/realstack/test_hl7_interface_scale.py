@@ -12,6 +12,7 @@ tests/hl7/test_interface_scale.py (DATABASE_URL naming a PostgreSQL database).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -23,9 +24,11 @@ from hl7_link.models import Message, Sender
 from hl7_link.services import sender_save
 from hl7_link.views import MESSAGES_PER_PAGE, message_page, message_search
 from tests.factories import OrderFactory, PatientFactory
+from tests.realstack.conftest import rows_for_the_module
 from tests.realstack.plans import nodes
 
-pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
+# The million rows are made once for the module and the tests only read them (`million`).
+pytestmark = [pytest.mark.realstack, pytest.mark.django_db]
 
 MESSAGES = 1_000_000
 # Message i: received i * 30 s after a year ago; refused with AE every 20th, AR every 100th (unknown
@@ -50,13 +53,19 @@ FROM generate_series(0, {messages} - 1) AS i
 """
 
 
-@pytest.fixture
-def million(db) -> dict:
+@pytest.fixture(scope="module")
+def million(django_db_setup, django_db_blocker) -> Iterator[dict]:
+    """The log filled once for the module's tests, which only read it: inserting and analysing a million
+    rows takes tens of seconds (tests.realstack.conftest.rows_for_the_module)."""
     if connection.vendor != "postgresql":
         message = "the scale test of the Interface page needs PostgreSQL (--ds=ris.settings_realstack)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    yield from rows_for_the_module(django_db_blocker, _fill)
+
+
+def _fill() -> dict:
     senders = [sender_save(sender=Sender(application=name)) for name in ("HOSXP", "LABSYS")]
     patients = [PatientFactory(mrn=f"HN9{i:05d}") for i in range(50)]
     orders = [

@@ -6,6 +6,7 @@ would show in the plans' row counts: each test asserts on rows actually read, wh
 a sort over the table would multiply.
 """
 
+from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -17,10 +18,12 @@ from scheduling import selectors
 from scheduling.admin import EstimatedCountPaginator
 from scheduling.models import Order
 from tests.factories import PatientFactory, ProcedureFactory, RoomFactory, UserFactory
+from tests.realstack.conftest import rows_for_the_module
 from tests.realstack.plans import nodes, plan
 
-# Transactional: each test's rows are truncated away after it (see test_scale_patients.py).
-pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
+# The history is made once for the module and the tests only read it (`history`, and see
+# test_scale_patients.py).
+pytestmark = [pytest.mark.realstack, pytest.mark.django_db]
 
 ORDERS = 40_000
 ROOMS = 4
@@ -41,8 +44,7 @@ FROM generate_series(0, {orders} - 1) AS i,
 """
 
 
-@pytest.fixture
-def history() -> dict:
+def fill_history() -> dict:
     user = UserFactory()
     rooms = [
         RoomFactory(name=f"R{i}", ae_title=f"R{i}", modality="CT" if i < 3 else "US") for i in range(ROOMS)
@@ -64,6 +66,12 @@ def history() -> dict:
         )
         cursor.execute("VACUUM ANALYZE scheduling_order")  # the visibility map, for index-only scans
     return {"rooms": rooms, "tomorrow": tomorrow, "user": user}
+
+
+@pytest.fixture(scope="module")
+def history(django_db_setup, django_db_blocker) -> Iterator[dict]:
+    """Made once for the module (tests.realstack.conftest.rows_for_the_module)."""
+    yield from rows_for_the_module(django_db_blocker, fill_history)
 
 
 def rows_read(node: dict) -> int:

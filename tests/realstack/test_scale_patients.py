@@ -6,17 +6,20 @@ sequential scan is the expensive choice and picks the index only if the query's 
 indexed one.
 """
 
+from collections.abc import Iterator
+
 import pytest
 from django.db import connection
 
 from scheduling import selectors
 from scheduling.models import Patient
+from tests.realstack.conftest import rows_for_the_module
 from tests.realstack.plans import nodes, plan
 from tests.scheduling.test_patient_search_scale import expected_matches
 
-# Transactional: each test's rows are truncated away after it. Rolled back, they would stay in the
-# table and its indexes as dead entries that the next test's index scans count.
-pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
+# The patients are made once for the module and the tests only read them (`patients`): rolled-back
+# writes would stay in the table and its indexes as dead entries that the next test's index scans count.
+pytestmark = [pytest.mark.realstack, pytest.mark.django_db]
 
 PATIENTS = 20_000
 FILL = """
@@ -53,12 +56,17 @@ LATIN = "MÜL"
 MRN = "HN00123"
 
 
-@pytest.fixture
-def patients() -> list[Patient]:
+def fill_patients() -> list[Patient]:
     with connection.cursor() as cursor:
         cursor.execute(FILL.format(patients=PATIENTS))  # no parameters: the % are modulo
         cursor.execute("ANALYZE scheduling_patient")
     return list(Patient.objects.all())
+
+
+@pytest.fixture(scope="module")
+def patients(django_db_setup, django_db_blocker) -> Iterator[list[Patient]]:
+    """Made once for the module (tests.realstack.conftest.rows_for_the_module)."""
+    yield from rows_for_the_module(django_db_blocker, fill_patients)
 
 
 def search_plan(query: str) -> dict:

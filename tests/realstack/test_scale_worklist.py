@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from scheduling.models import Order
 from tests.realstack.plans import nodes, plan
-from tests.realstack.test_scale_orders import history  # noqa: F401 (a fixture)
+from tests.realstack.test_scale_orders import fill_history
 from worklist_export.models import WorklistEntry
 from worklist_export.reconcile import _entry_rows
 from worklist_export.selectors import worklist_problem_orders
@@ -34,7 +34,13 @@ FROM scheduling_order o LEFT JOIN (%(active)s) AS w(id) ON w.id = o.id
 
 
 @pytest.fixture
-def entries(history):  # noqa: F811
+def history() -> dict:
+    """Per test, as the tests write (test_scale_orders shares one history among its read-only tests)."""
+    return fill_history()
+
+
+@pytest.fixture
+def entries(history):
     active = Order.objects.filter(worklist_order_q()).order_by().values("pk")
     sql, params = active.query.sql_with_params()
     with connection.cursor() as cursor:
