@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 
@@ -17,6 +18,11 @@ urlpatterns = [
         password_reset_throttled(auth_views.PasswordResetView.as_view()),
         name="password_reset",
     ),
+    # Before Django's own, under its name: a logout needs no session. idle.js posts it when the clerk's
+    # time is up; should the server's clock have ended the session a moment before, the POST still
+    # logs out (nothing to end) and goes on to its `next` (log in, then back to the page), instead of
+    # being sent to log in with the logout itself as the page to return to.
+    path("accounts/logout/", login_not_required(auth_views.LogoutView.as_view()), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("session/idle", session_idle, name="session_idle"),
     path("i18n/", include("django.conf.urls.i18n")),

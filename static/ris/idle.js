@@ -31,6 +31,14 @@
     form.submit();
   }
 
+  // The server ended the session already (its clock ran out before ours): posting the logout form now
+  // would only be sent to log in with the logout as the page to return to. Go to log in, back here.
+  function toLogin() {
+    window.location.assign(
+      `${body.dataset.loginUrl}?${new URLSearchParams({ next: location.pathname + location.search })}`,
+    );
+  }
+
   // remaining seconds from the server; null when the session is already gone (a redirect to log in).
   async function remaining(background) {
     const headers = { Accept: "application/json" };
@@ -75,7 +83,8 @@
 
   async function check() {
     const left = await remaining(true);
-    if (left === null || left === 0) return logOut();
+    if (left === null) return toLogin();
+    if (left === 0) return logOut();
     if (left === undefined) return schedule(Math.max(0, (deadline - Date.now()) / 1000));
     schedule(left);
   }
@@ -83,7 +92,7 @@
   async function report() {
     lastReport = Date.now();
     const left = await remaining(false);
-    if (left === null) return logOut();
+    if (left === null) return toLogin();
     if (left !== undefined) schedule(left);
   }
 
