@@ -2,7 +2,6 @@
 item per identifier, with its issuer (PS3.3 C.7.1.1 and the Issuer of Patient ID macro). And the name
 prefix in the name's prefix component."""
 
-import shutil
 import subprocess
 
 import pytest
@@ -12,6 +11,7 @@ from pydicom.valuerep import PersonName
 from scheduling import services
 from scheduling.models import CharacterSet
 from tests.factories import PatientFactory, RoomFactory, ThaiPatientFactory
+from tests.mwl_server.dicom import require
 from worklist_export.dataset import order_dataset, order_source
 
 pytestmark = pytest.mark.django_db
@@ -89,12 +89,12 @@ def test_the_written_file_holds_the_ids_and_the_prefix(book, worklist_dir):
     assert str(ds.PatientName) == "ใจดี^สมชาย^^นาย"
 
 
-@pytest.mark.skipif(shutil.which("dcmdump") is None, reason="dcmtk's dcmdump is not installed")
 def test_dcmtk_reads_the_sequence_as_dicom_defines_it(book, worklist_dir):
+    dcmdump = require("dcmdump")  # fails, never skips, without dcmtk
     order = book()
 
     dump = subprocess.run(
-        ["dcmdump", "+U8", str(worklist_dir / f"{order.accession_number}.wl")],
+        [dcmdump, "+U8", str(worklist_dir / f"{order.accession_number}.wl")],
         capture_output=True,
         text=True,
         check=True,
