@@ -98,7 +98,7 @@ PAGES = [
     ("csv_to-schedule", "CSV To schedule list's age"),
     ("csv_turnaround", "CSV turnaround, last 365 days"),
 ]
-SELECTORS = ("daily_outcomes", "utilisation", "waiting", "turnaround")
+SELECTORS = ("volumes", "waiting", "turnaround")  # the page's parts, one after the other
 
 
 def reports_rows(r: dict) -> list[list[str]]:
@@ -133,6 +133,14 @@ def reports_rows(r: dict) -> list[list[str]]:
                 f"slowest: {s['slowest']['summary']}"
             )
         rows.append([f"Selector {name}, last 365 days", *cells, "(the page's split)", "-"])
+    rows.append(
+        [
+            "The page's scans side by side (selectors.page), last 365 days",
+            *(f"{x['side_by_side']['p50']:,.0f} / {x['side_by_side']['p95']:,.0f} ms" for _n, x in sizes),
+            "(the page's split)",
+            "-",
+        ]
+    )
     rows.append(
         [
             "Baseline: day board of one day of the future window",
@@ -174,7 +182,9 @@ brackets), and the SQL queries of one request (q). Data: {data}.
 
 ### How these figures are made
 - **Data**: the scale data set (bench/scale.py, see the hospital scale section): 1,086 exams a day in 20
-  rooms, 88.9% completed with their arrival, start and completion times, 3% no-shows, 8% cancelled;
+  rooms, 88.9% completed with their arrival, start and completion times (to the microsecond, as
+  services.order_transition stamps them: 0-31 minutes from arrival to start, 10-41 minutes of exam),
+  3% no-shows, 8% cancelled;
   small: 75 days of history, so its "year" holds 75 days; hospital: five years, so the year holds
   365 days of the 1,826. Each size on its own copy (`CREATE DATABASE ... TEMPLATE`), migrated to the
   checkout and ANALYZEd.
@@ -182,11 +192,14 @@ brackets), and the SQL queries of one request (q). Data: {data}.
   in as a user of the Department lead role; {WARMUP} warm-up requests, then {REPEAT} timed ones of each
   page and {CSV_REPEAT} of each CSV; queries counted on one more request with an execute wrapper. The
   range is the last {DAYS} days, today included (`?date_from=&date_to=`), as the form sends it.
-- **Selectors**: `daily_outcomes`, `utilisation`, `waiting` and `turnaround` called on their own for the
-  same range, {SELECTOR_REPEAT} times each; "SQL" is the time inside cursor.execute (median), the rest is
-  Python. The slowest query of each is run once more under `EXPLAIN (ANALYZE, BUFFERS)`: its execution
-  time and how it reads scheduling_order:
+- **Selectors**: the page's parts, `volumes` (exams per day and utilisation, one scan), `waiting` and
+  `turnaround` (its two legs), called on their own one after the other for the same range,
+  {SELECTOR_REPEAT} times each; "SQL" is the time inside cursor.execute (median), the rest is Python.
+  The slowest query of each is run once more under `EXPLAIN (ANALYZE, BUFFERS)`: its execution time and
+  how it reads scheduling_order:
 {plans}
+- **Side by side**: `selectors.page`, the page's call: the four scans at once, three of them on threads
+  with connections of their own, {SELECTOR_REPEAT} times.
 - **Baseline**: the day board (`GET /?date=`) of the eighth day of the future window, the screen whose
   cost does not grow with history, measured just before the reports in the same process.
 
@@ -375,6 +388,16 @@ def stage_measure(args: dict) -> dict:
         log(
             f"   selector {name}: {s['p50']:.0f} / {s['p95']:.0f} ms (SQL {s['sql_p50']:.0f}); {plan.get('scan')}"
         )
+    # The page's own call: the same scans, side by side on connections of their own (their SQL is not
+    # on this thread's connection, so only the whole is timed).
+    selectors.page(filters)
+    times = []
+    for _ in range(args["selector_repeat"]):
+        t0 = clock.perf_counter()
+        selectors.page(filters)
+        times.append((clock.perf_counter() - t0) * 1000)
+    out["side_by_side"] = {"p50": pct(times, 50), "p95": pct(times, 95)}
+    log(f"   selectors.page: {out['side_by_side']['p50']:.0f} / {out['side_by_side']['p95']:.0f} ms")
     start, end = filters.bounds()
     out["orders_in_year"] = Order.objects.filter(scheduled_start__gte=start, scheduled_start__lt=end).count()
     out["orders"] = Order.objects.count()

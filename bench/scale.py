@@ -68,7 +68,7 @@ from scale_names import (  # noqa: E402
     THAI_GIVEN,
 )
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 PG = "postgresql://postgres@127.0.0.1:5432"
 PY = (
     str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -507,13 +507,17 @@ def fill_orders(conn, past: int, today: date) -> None:
                    1{extra_values}
             FROM (
                 SELECT k, d, j, st, acc, b, pb, {status} AS status,
-                       least(st - interval '1 hour' - {h("k", 7)} %% (21 * 24 * 60) * interval '1 minute',
-                             now() - {h("k", 7)} %% (20 * 24 * 60) * interval '1 minute') AS booked,
-                       arr, beg, beg + (10 + {h("k", 11)} %% 31) * interval '1 minute' AS fin,
+                       least(st - interval '1 hour' - {h("k", 7)} %% (21 * 24 * 3600) * interval '1 second',
+                             now() - {h("k", 7)} %% (20 * 24 * 3600) * interval '1 second')
+                         - {h("k", 13)} %% 1000000 * interval '1 microsecond' AS booked,
+                       arr, beg, beg + (600 + {h("k", 11)} %% 1861) * interval '1 second'
+                                  + {h("k", 16)} %% 1000000 * interval '1 microsecond' AS fin,
                        least(st + interval '1 day' + {h("k", 12)} %% (24 * 60) * interval '1 minute', now())
                          AS called
-                FROM (SELECT *, arr + {h("k", 10)} %% 31 * interval '1 minute' AS beg FROM (
-                SELECT *, st + ({h("k", 9)} %% 21 - 10) * interval '1 minute' AS arr FROM (
+                FROM (SELECT *, arr + {h("k", 10)} %% 1861 * interval '1 second'
+                                 + {h("k", 15)} %% 1000000 * interval '1 microsecond' AS beg FROM (
+                SELECT *, st + ({h("k", 9)} %% 1261 - 600) * interval '1 second'
+                             + {h("k", 14)} %% 1000000 * interval '1 microsecond' AS arr FROM (
                     SELECT k, d, j, {h("k", 3)} %% 10000 AS b, {h("k", 8)} %% 1000 AS pb,
                            ((day + %(opens)s::time + (j / %(rooms)s) * interval '{SLOT} minutes')
                              AT TIME ZONE %(tz)s) AS st,

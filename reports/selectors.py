@@ -23,12 +23,14 @@ nothing sorts or materialises one row per order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scheduling.models import ORDER_LONGEST, OrderStatus, Priority, Room
@@ -134,6 +136,19 @@ def _mod(a: str, b: int) -> str:
     return f"(({a}) - ({a}) / {b} * {b})"
 
 
+def _seconds_between(since: str, until: str) -> str:
+    """The whole seconds from one datetime column to another, the fraction cut off, on either database."""
+    if connection.vendor == "postgresql":
+        return f"TRUNC(date_part('epoch', {until} - {since}))::bigint"
+
+    # SQLite's text keeps the microseconds after the 20th character ('YYYY-MM-DD HH:MM:SS.ffffff'), or
+    # none; integer division cuts toward zero as TRUNC does.
+    def micros(column: str) -> str:
+        return f"({_epoch(column)} * 1000000 + CAST(substr({column}, 21, 6) AS INTEGER))"
+
+    return f"(({micros(until)} - {micros(since)}) / 1000000)"
+
+
 def _greatest(a: str, b: str) -> str:
     return f"GREATEST({a}, {b})" if connection.vendor == "postgresql" else f"MAX({a}, {b})"
 
@@ -171,8 +186,16 @@ def _where(filters: Filters, statuses: Sequence[str], *, look_back: timedelta = 
 FROM = "scheduling_order o"
 
 
+# PostgreSQL's memory for each hash table of a report's query. The planner cannot know how few groups
+# the day, hour and seconds of a year's orders come to (it guesses one per few orders), and below this
+# it would sort the 400,000 rows on disk rather than hash them into the few thousand groups they are.
+REPORT_WORK_MEM = "64MB"
+
+
 def _rows(sql: str, params: Sequence[object]) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -202,17 +225,7 @@ class DailyOutcomes:
 
 def daily_outcomes(filters: Filters) -> DailyOutcomes:
     """How many exams each clinic day had, by what they came to (completed, cancelled, no-show, open)."""
-    start, end = filters.bounds()
-    offsets = _offsets(start, end)
-    where, params = _where(filters, list(_OUTCOME_OF))
-    day = f"({_local('o.scheduled_start', offsets)} / 86400)"
-    found = _rows(f"SELECT {day}, o.status, COUNT(*) FROM {FROM} WHERE {where} GROUP BY 1, 2", params)
-    days = filters.days
-    first = _local_midnight(filters.date_from) // 86400
-    counts = {outcome: [0] * len(days) for outcome in OUTCOMES}
-    for day_number, status, n in found:
-        counts[_OUTCOME_OF[status]][day_number - first] += n
-    return DailyOutcomes(days=days, counts=counts)
+    return volumes(filters)[0]
 
 
 # --- Room utilisation: weekday x hour ---------------------------------------------------------------
@@ -249,28 +262,44 @@ class Utilisation:
 
 
 def utilisation(filters: Filters) -> Utilisation:
-    """Booked minutes and opening minutes per weekday and hour of the clock over the range.
+    """Booked minutes and opening minutes per weekday and hour of the clock over the range."""
+    return volumes(filters)[1]
 
-    An exam's minutes go to the hours they fall in (09:45-10:15 gives 15 to 9 and 15 to 10; one across
-    midnight gives the next weekday its part), clipped to the range. Opening minutes: each day of the
-    range counts its rooms' opening hours of that weekday.
 
-    The exams are first counted per start within the week and length (a weekday and an hour depend on
-    the local seconds modulo a week only, 1970-01-01 being a Thursday at 0): a year's 400,000 exams are
-    a few hundred such rows, which are then cut into hours and weighted by their count.
+def volumes(filters: Filters) -> tuple[DailyOutcomes, Utilisation]:
+    """The exams per day by outcome, and the booked minutes per weekday and hour, from one scan.
+
+    Both read the same columns of the range's orders: the scan counts them per start, end and status
+    (exams start on the rooms' slot grid, so a year's 400,000 are some 45,000 such rows, and the local
+    day, weekday and hour are worked out per row counted, not per order). From those counts:
+
+    - the day of each exam's start gives the exams per day, by outcome;
+    - the booked minutes go to the hours they fall in (09:45-10:15 gives 15 to 9 and 15 to 10; one
+      across midnight gives the next weekday its part), clipped to the range: exams held their room's
+      time unless cancelled (a no-show kept its slot), and the scan reaches back by the longest exam
+      for the ones that began before the range. They are counted per start within the week and length
+      first (a weekday and an hour depend on the local seconds modulo a week only, 1970-01-01 being a
+      Thursday at 0): a few hundred rows, cut into hours and weighted by their count.
+
+    Opening minutes: each day of the range counts its rooms' opening hours of that weekday.
     """
     start, end = filters.bounds()
-    offsets = _offsets(start, end)
-    where, params = _where(filters, HELD, look_back=ORDER_LONGEST)
+    offsets = _offsets(start - ORDER_LONGEST, end)
+    where, params = _where(filters, list(_OUTCOME_OF), look_back=ORDER_LONGEST)
     lo, hi = _local_midnight(filters.date_from), _local_midnight(filters.date_to + timedelta(days=1))
-    s = _greatest(_local("o.scheduled_start", offsets), str(lo))
-    e = _least(_local("o.scheduled_end", offsets), str(hi))
+    s = _greatest(_local("ts", offsets), str(lo))
+    e = _least(_local("te", offsets), str(hi))
+    held = ", ".join(f"'{status}'" for status in HELD)  # the enum's own values, no input
     # An exam spans at most 13 hours of the clock (ORDER_LONGEST is 12 hours): offsets 0..12.
     spans = ORDER_LONGEST // timedelta(hours=1)
     sql = f"""
         WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < {spans}),
-        clipped AS (SELECT {s} AS s, {e} AS e FROM {FROM} WHERE {where}),
-        w AS (SELECT {_mod("s", WEEK)} AS s, e - s AS len, COUNT(*) AS c FROM clipped WHERE e > s GROUP BY 1, 2),
+        slots AS (
+            SELECT o.scheduled_start AS ts, o.scheduled_end AS te, o.status AS status, COUNT(*) AS c
+            FROM {FROM} WHERE {where} GROUP BY 1, 2, 3
+        ),
+        clipped AS (SELECT {s} AS s, {e} AS e, c FROM slots WHERE status IN ({held})),
+        w AS (SELECT {_mod("s", WEEK)} AS s, e - s AS len, SUM(c) AS c FROM clipped WHERE e > s GROUP BY 1, 2),
         x AS (SELECT s, s + len AS e, c FROM w),
         pieces AS (
             SELECT s AS b, (e - s) * c AS seconds FROM x WHERE s / 3600 = (e - 1) / 3600
@@ -280,12 +309,25 @@ def utilisation(filters: Filters) -> Utilisation:
             FROM x JOIN k ON k.n <= (e - 1) / 3600 - s / 3600
             WHERE s / 3600 < (e - 1) / 3600
         )
-        SELECT {_mod("b / 86400 + 3", 7)}, {_mod("b", 86400)} / 3600, SUM(seconds) FROM pieces GROUP BY 1, 2
+        SELECT 0, {_local("ts", offsets)} / 86400, status, SUM(c) FROM slots WHERE ts >= %s GROUP BY 2, 3
+        UNION ALL
+        SELECT 1, {_mod("b / 86400 + 3", 7)} * 24 + {_mod("b", 86400)} / 3600, NULL, SUM(seconds)
+        FROM pieces GROUP BY 2
     """
+    days = filters.days
+    first = _local_midnight(filters.date_from) // 86400
+    counts = {outcome: [0] * len(days) for outcome in OUTCOMES}
     booked = [[0] * 24 for _ in WEEKDAYS]
-    for weekday, hour, seconds in _rows(sql, params):
-        booked[weekday][hour] += round(seconds / 60)
-    return Utilisation(booked=booked, open=_opening_minutes(filters))
+    for part, key, status, n in _rows(sql, [*params, connection.ops.adapt_datetimefield_value(start)]):
+        if part == 0:
+            counts[_OUTCOME_OF[status]][key - first] += n
+        else:
+            weekday, hour = divmod(key, 24)
+            booked[weekday][hour] += round(n / 60)
+    return (
+        DailyOutcomes(days=days, counts=counts),
+        Utilisation(booked=booked, open=_opening_minutes(filters)),
+    )
 
 
 def _opening_minutes(filters: Filters) -> list[list[int]]:
@@ -328,12 +370,16 @@ def _percentiles(counted_sql: str, params: Sequence[object]) -> dict[object, dic
         tenths = round(p * 10)
         for rank in (f"(h.n - 1) * {tenths} / 10", f"(h.n - 1) * {tenths} / 10 + 1"):
             wanted.append(f"(h.below <= {rank} AND {rank} < h.below + h.c)")
+    # Counted first, then sorted for the running sums: PostgreSQL would otherwise sort the orders
+    # themselves by group and value (it expects nearly one value per order) rather than their counts.
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
     sql = f"""
+        WITH counted AS {materialized} ({counted_sql})
         SELECT h.g, h.n, h.below, h.c, h.v FROM (
             SELECT g, v, c,
                    CAST(SUM(c) OVER (PARTITION BY g ORDER BY v ROWS UNBOUNDED PRECEDING) - c AS BIGINT) AS below,
                    CAST(SUM(c) OVER (PARTITION BY g) AS BIGINT) AS n
-            FROM ({counted_sql}) counted
+            FROM counted
         ) h
         WHERE {" OR ".join(wanted)}
     """
@@ -440,56 +486,100 @@ class Turnaround:
     per_room: list[tuple[Room, dict[str, dict[str, float | int]]]]
 
 
+# The legs of an exam's turnaround: from which stamp to which.
+LEGS = {
+    "wait": ("o.arrived_at", "o.started_at"),
+    "exam": ("o.started_at", "o.completed_at"),
+}
+
+
 def turnaround(filters: Filters) -> Turnaround:
     """Minutes from arrival to the exam's start and from start to completion, per room (median, p90).
 
     Each leg counts the orders that have both its times (services.order_transition stamps them); the
-    start is the latest one after a discontinuation.
+    start is the latest one after a discontinuation. A leg lasts its whole seconds, the fraction cut
+    off: the same on both databases, and a histogram of a few thousand values per room however
+    finely the stamps were taken.
     """
+    return _turnaround({leg: _leg(filters, leg) for leg in LEGS})
+
+
+def _leg(filters: Filters, leg: str) -> dict[int, dict[str, float | int]]:
+    """One leg of the turnaround per room id: its count, and its median and p90 in minutes."""
+    since, until = LEGS[leg]
     where, params = _where(filters, (OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED))
-    legs = {
-        "wait": ("o.arrived_at", "o.started_at"),
-        "exam": ("o.started_at", "o.completed_at"),
-    }
-    # One scan for both legs: each order's two spans (NULL where a time is missing) counted per room,
-    # then each leg's histogram of whole seconds from those counts, as group room * 2 + leg. PostgreSQL
-    # counts the intervals themselves (an interval hashes faster than two epochs are computed) and
-    # takes the seconds of the few hundred counted ones.
-    if connection.vendor == "postgresql":
-        spans = ", ".join(f"{until} - {since} AS {leg}" for leg, (since, until) in legs.items())
-
-        def whole_seconds(leg: str) -> str:
-            return f"FLOOR(date_part('epoch', {leg}))::bigint"
-    else:
-        spans = ", ".join(
-            f"{_epoch(until)} - {_epoch(since)} AS {leg}" for leg, (since, until) in legs.items()
-        )
-
-        def whole_seconds(leg: str) -> str:
-            return leg
-
-    counted = " UNION ALL ".join(
-        f"SELECT room_id * 2 + {n} AS g, {whole_seconds(leg)} AS v, SUM(c) AS c FROM both_legs "
-        f"WHERE {leg} IS NOT NULL GROUP BY 1, 2"
-        for n, leg in enumerate(legs)
-    )
     sql = f"""
-        WITH both_legs AS (
-            SELECT room_id, wait, exam, COUNT(*) AS c
-            FROM (SELECT o.room_id AS room_id, {spans} FROM {FROM} WHERE {where} AND o.started_at IS NOT NULL) q
-            GROUP BY 1, 2, 3
-        )
-        {counted}
+        SELECT o.room_id AS g, {_seconds_between(since, until)} AS v, COUNT(*) AS c
+        FROM {FROM} WHERE {where} AND {since} IS NOT NULL AND {until} IS NOT NULL
+        GROUP BY 1, 2
     """
+    # Seconds to minutes: a percentile between two ranks scales with its values.
+    return {
+        room_id: {k: v if k == "n" else v / 60 for k, v in stats.items()}
+        for room_id, stats in _percentiles(sql, params).items()
+    }
+
+
+def _turnaround(legs: dict[str, dict[int, dict[str, float | int]]]) -> Turnaround:
     found: dict[int, dict[str, dict[str, float | int]]] = {}
-    for group, stats in _percentiles(sql, params).items():
-        room_id, n = divmod(group, 2)
-        # Seconds to minutes: a percentile between two ranks scales with its values.
-        minutes = {k: v if k == "n" else v / 60 for k, v in stats.items()}
-        found.setdefault(room_id, {})[list(legs)[n]] = minutes
+    for leg, per_room in legs.items():
+        for room_id, stats in per_room.items():
+            found.setdefault(room_id, {})[leg] = stats
     rooms = Room.objects.in_bulk(list(found))
     per_room = sorted(
-        ((rooms[pk], legs_found) for pk, legs_found in found.items()),
+        (
+            (rooms[pk], {leg: legs_found[leg] for leg in LEGS if leg in legs_found})
+            for pk, legs_found in found.items()
+        ),
         key=lambda item: (item[0].name, item[0].pk),
     )
     return Turnaround(per_room=per_room)
+
+
+# --- The page -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    daily: DailyOutcomes
+    utilisation: Utilisation
+    waiting: Waiting
+    turnaround: Turnaround
+
+
+def page(filters: Filters) -> Page:
+    """Everything the Reports page shows: its four scans of the range's orders at once.
+
+    Each scan is a few hundred milliseconds of one database process at a hospital's size, and does not
+    wait for the others: on PostgreSQL, outside a transaction, they run side by side on connections of
+    their own (threads), so the page takes about its longest scan on a server with the cores for them.
+    Inside a transaction (a test's), or on SQLite, one after the other on the request's connection.
+    """
+    calls = [
+        partial(volumes, filters),
+        partial(waiting, filters),
+        *(partial(_leg, filters, leg) for leg in LEGS),
+    ]
+    (daily, use), wait, *legs = _side_by_side(calls)
+    return Page(
+        daily=daily, utilisation=use, waiting=wait, turnaround=_turnaround(dict(zip(LEGS, legs, strict=True)))
+    )
+
+
+def _side_by_side(calls: Sequence[Callable[[], object]]) -> list[object]:
+    """The results of `calls`, the first on this thread and the rest on threads of their own."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or len(calls) < 2:
+        return [call() for call in calls]
+    tz = timezone.get_current_timezone()
+
+    def on_own_connection(call: Callable[[], object]) -> object:
+        try:
+            with timezone.override(tz):
+                return call()
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=len(calls) - 1, thread_name_prefix="reports") as pool:
+        others = [pool.submit(on_own_connection, call) for call in calls[1:]]
+        first = calls[0]()
+        return [first, *(future.result() for future in others)]

@@ -226,10 +226,8 @@ def report(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"form": form, "query": request.GET.urlencode()}
     if form.is_valid():
         filters = form.filters
-        daily = selectors.daily_outcomes(filters)
-        use = selectors.utilisation(filters)
-        wait = selectors.waiting(filters)
-        turn = selectors.turnaround(filters)
+        found = selectors.page(filters)
+        daily, use, wait, turn = found.daily, found.utilisation, found.waiting, found.turnaround
         context.update(
             filters=filters,
             range_label=format_lazy("{} – {}", date_format(filters.date_from), date_format(filters.date_to)),

@@ -249,3 +249,33 @@ def test_percentiles_of_one_value_and_of_ten():
     assert legs["wait"] == {"n": 11, "p50": 5, "p90": 9}
     # Start to completion: 7, then 0 x 10 -> median 0, 90th: rank 9 -> 0 (ten zeros, then 7).
     assert legs["exam"] == {"n": 11, "p50": 0, "p90": 0}
+
+
+def test_turnaround_counts_whole_seconds_of_stamps_taken_to_the_microsecond():
+    room = RoomFactory(name="US 2", modality="US")
+    procedure = ProcedureFactory(code_value="US0002", modality="US")
+    start = at(MONDAY, 9)
+    # Arrival to start 599.2 s (cut to 599), start to completion 600.000001 s (600): the fraction of a
+    # second is cut off on both databases, however the two stamps' own fractions fall.
+    OrderFactory(
+        room=room,
+        procedure=procedure,
+        scheduled_start=start,
+        status=OrderStatus.COMPLETED,
+        arrived_at=start + timedelta(microseconds=900_000),
+        started_at=start + timedelta(minutes=10, microseconds=100_000),
+        completed_at=start + timedelta(minutes=20, microseconds=100_001),
+    )
+    legs = dict(selectors.turnaround(WEEK).per_room)[room]
+
+    assert legs["wait"] == {"n": 1, "p50": pytest.approx(599 / 60), "p90": pytest.approx(599 / 60)}
+    assert legs["exam"] == {"n": 1, "p50": 10, "p90": 10}
+
+
+def test_the_page_has_each_reports_numbers(week):
+    found = selectors.page(WEEK)
+
+    assert found.daily == selectors.daily_outcomes(WEEK)
+    assert found.utilisation == selectors.utilisation(WEEK)
+    assert found.waiting.per_modality == selectors.waiting(WEEK).per_modality
+    assert found.turnaround == selectors.turnaround(WEEK)
