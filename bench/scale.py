@@ -5,10 +5,11 @@
 
 Both sizes share 20 rooms (5 CT, 4 MR, 6 US, 5 DX; DX 1 takes Latin-1 only), open every day 07:00-21:00,
 the 20 procedures of `seed_demo`, the superuser bench / bench-pass-2026, and the same future: 18,607
-SCHEDULED orders over the 30 days from tomorrow. They differ in history:
+SCHEDULED orders over the 30 days from tomorrow, and 2,000 REQUESTED waiting to be booked. They differ
+in history:
 
-    small     10,000 patients      81,393 past orders (75 days at 1,086 a day)    100,000 orders in all
-    hospital  1,000,000 patients   1,982,263 past orders (1,826 days, ~5 years)   2,000,870 orders in all
+    small     10,000 patients      81,393 past orders (75 days at 1,086 a day)    102,000 orders in all
+    hospital  1,000,000 patients   1,982,263 past orders (1,826 days, ~5 years)   2,002,870 orders in all
 
 Both sizes book the same 1,086 exams a day: a small hospital here is the same department with a short
 history, so what grows from one to the other is history and the patient master, which is what the
@@ -16,12 +17,13 @@ screens must not depend on. Every order is a 15-minute exam on the 15-minute gri
 cancelled orders never overlap (the exclusion constraint order_room_no_overlap checks it on the fill).
 Past orders: 88.9% COMPLETED, 3% NO_SHOW, 8% CANCELLED (with a reason), 0.1% ARRIVED or IN_PROGRESS
 left over (older than 3 days; in the last 3 days those are COMPLETED too). The exam's times, as the
-reports read them: arrived_at within 10 minutes either side of the scheduled start, started_at 0-30
-minutes after arrival, completed_at 10-40 minutes after the start, each as far as the order got (a
-leftover ARRIVED has only its arrival, an IN_PROGRESS no completion); booked_at 1 hour to 21 days
-before the exam (never after the build). No-shows older than 3 days were called back a day or two later
+reports read them, to the microsecond as services stamp them: arrived_at within 10 minutes either
+side of the scheduled start, started_at 0-31 minutes after arrival, completed_at 10-41 minutes after
+the start, each as far as the order got (a leftover ARRIVED has only its arrival, an IN_PROGRESS no
+completion); booked_at 1 hour to 21 days before the exam (never after the build). No-shows older than 3 days were called back a day or two later
 (called_back_at, by the bench user); the last 3 days' (about 100) wait on the "To call back" list.
-There are no REQUESTED orders (the "To schedule" list is empty). Every past order has the worklist
+The "To schedule" list holds 2,000 REQUESTED orders (no room, no time; requested up to 90 days ago,
+half of them in the last 11 days; 3% STAT; no worklist entry). Every past order has the worklist
 entry a real system keeps after years: no file, removed and synced after the exam; the future orders
 have none (the bench's first export writes them). The history tables (simple_history) stay empty.
 
@@ -68,7 +70,7 @@ from scale_names import (  # noqa: E402
     THAI_GIVEN,
 )
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 PG = "postgresql://postgres@127.0.0.1:5432"
 PY = (
     str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -86,6 +88,7 @@ SIZES = {
 }
 PAST_PER_DAY = 1_086
 FUTURE_ORDERS, FUTURE_DAYS = 18_607, 30
+REQUESTED_ORDERS = 2_000  # the To-schedule list, the same at both sizes
 OPENS, CLOSES = "07:00", "21:00"  # 56 slots a room: 1,086 a day over 20 rooms is 55 at most
 SLOT = 15
 ROOMS = [
@@ -272,6 +275,7 @@ def build(size: str, db: str) -> float:
             ddl = take_off_indexes(conn)
             fill_patients(conn, spec["patients"])
             fill_orders(conn, spec["past"], today)
+            fill_requested(conn)
             fill_entries(conn)
         log(f"   filled ({clock.perf_counter() - started:.0f} s); indexes and constraints back")
         for statement in ddl:
@@ -534,6 +538,44 @@ def fill_orders(conn, past: int, today: date) -> None:
         log(f"   {count:,} {label} orders ({clock.perf_counter() - t0:.0f} s)")
 
 
+def fill_requested(conn) -> None:
+    """The To-schedule list: REQUESTED orders the HIS sent and nobody booked yet, up to 90 days old."""
+    t0 = clock.perf_counter()
+    extra_cols, extra_values = required_extras(conn, "scheduling_order", ORDER_COLUMNS)
+    pmin, pcount = conn.execute("SELECT min(id), count(*) FROM scheduling_patient").fetchone()
+    user_id = conn.execute("SELECT id FROM auth_user WHERE username = %s", [USERNAME]).fetchone()[0]
+    # Most requests are booked within days; what is left waits longer the fewer there are: the age in
+    # seconds is 90 days times the cube of a uniform fraction (half the list under 11 days old).
+    conn.execute(
+        f"""
+        INSERT INTO scheduling_order ({", ".join(ORDER_COLUMNS)}{extra_cols})
+        SELECT acc, acc, acc || 'S1', '2.25.3' || lpad(k::text, 20, '0'),
+               %(pmin)s + {h("k", 21)} %% %(pcount)s,
+               (SELECT array_agg(id ORDER BY id) FROM scheduling_procedure)[1 + {h("k", 22)} %% %(procedures)s],
+               NULL, NULL, {SLOT}, NULL,
+               CASE WHEN {h("k", 23)} %% 100 < 90 THEN 'ROUTINE' WHEN {h("k", 23)} %% 100 < 97 THEN 'HIGH'
+                    ELSE 'STAT' END,
+               (%(ref_any)s::text[])[1 + {h("k", 24)} %% {len(REFERRERS_ANY)}], '',
+               (%(reason_any)s::text[])[1 + {h("k", 25)} %% {len(EXAM_REASONS)}],
+               '', 'REQUESTED', '', '', %(user)s, requested, requested, NULL, NULL, NULL, NULL, NULL,
+               1{extra_values}
+        FROM (SELECT k, 'R' || lpad(k::text, 8, '0') AS acc,
+                     now() - power(({h("k", 26)} %% 1000000) / 1000000.0, 3) * interval '90 days' AS requested
+              FROM generate_series(0, %(count)s - 1) k) o
+        """,
+        {
+            "pmin": pmin,
+            "pcount": pcount,
+            "user": user_id,
+            "procedures": conn.execute("SELECT count(*) FROM scheduling_procedure").fetchone()[0],
+            "ref_any": REFERRERS_ANY,
+            "reason_any": EXAM_REASONS,
+            "count": REQUESTED_ORDERS,
+        },
+    )
+    log(f"   {REQUESTED_ORDERS:,} requested orders ({clock.perf_counter() - t0:.0f} s)")
+
+
 def fill_entries(conn) -> None:
     """The entry of every past order: exported at booking, removed (no file) and synced after the exam."""
     t0 = clock.perf_counter()
@@ -549,7 +591,7 @@ def fill_entries(conn) -> None:
         FROM (SELECT id, booked_at,
                      CASE WHEN status IN ('COMPLETED', 'CANCELLED', 'NO_SHOW') THEN updated_at + interval '2 minutes'
                           ELSE least(scheduled_start + interval '2 days', now()) END AS gone
-              FROM scheduling_order WHERE status <> 'SCHEDULED') o
+              FROM scheduling_order WHERE status NOT IN ('SCHEDULED', 'REQUESTED')) o
         """
     )
     log(f"   worklist entries ({clock.perf_counter() - t0:.0f} s)")

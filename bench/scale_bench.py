@@ -1,7 +1,7 @@
 """The hospital-scale section of `make bench` (issue 12): every database measure at two sizes, with growth.
 
-For each size (bench/scale.py: small = 10,000 patients and 100,000 orders; hospital = 1,000,000 patients
-and 2,000,870 orders; the same 18,607 scheduled in the next 30 days), on a copy of the built database
+For each size (bench/scale.py: small = 10,000 patients and 102,000 orders; hospital = 1,000,000 patients
+and 2,002,870 orders; the same 18,607 scheduled in the next 30 days and 2,000 requested), on a copy of the built database
 migrated to the checkout:
 
 1. `manage.py export_worklists` into an empty folder (writes the 18,607 items), then twice more on the

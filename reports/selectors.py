@@ -501,7 +501,8 @@ def turnaround(filters: Filters) -> Turnaround:
     off: the same on both databases, and a histogram of a few thousand values per room however
     finely the stamps were taken.
     """
-    return _turnaround({leg: _leg(filters, leg) for leg in LEGS})
+    legs = _side_by_side([partial(_leg, filters, leg) for leg in LEGS])
+    return _turnaround(dict(zip(LEGS, legs, strict=True)))
 
 
 def _leg(filters: Filters, leg: str) -> dict[int, dict[str, float | int]]:
