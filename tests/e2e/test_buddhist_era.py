@@ -169,3 +169,22 @@ def test_typing_a_be_date_on_the_thai_board_goes_to_that_iso_day(thai_page, shoo
     expect(thai_page).to_have_url(re.compile(rf"/\?date={tomorrow().isoformat()}$"))
     expect(box).to_have_value(be(tomorrow()))
     shoot("thai-board-typed-be")
+
+
+def test_the_thai_menu_keeps_each_item_on_one_line(thai_page, shoot):
+    # 1280 px, a front-desk PC's screen, is too narrow for the whole menu in Thai: whole items wrap onto
+    # a second row, none breaks inside (Chromium breaks Thai between words: รอ|ลง|นัด on three lines).
+    thai_page.set_viewport_size({"width": 1280, "height": 900})
+    thai_page.goto("/")
+    shoot("thai-menu-1280")
+    lines = thai_page.evaluate(
+        """() => [...document.querySelectorAll('.navbar .nav-link, .navbar .navbar-text, .navbar .btn')]
+            .map(el => {
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                return [el.textContent.trim().replace(/\\s+/g, ' '), tops.size];
+            })"""
+    )
+    assert len(lines) >= 10
+    assert [text for text, rows in lines if rows > 1] == []
