@@ -94,11 +94,12 @@ PAGES = [
     ("year_modality", "Reports page, last 365 days, one modality (CT)"),
     ("csv_daily", "CSV exams per day, last 365 days"),
     ("csv_utilisation", "CSV room utilisation, last 365 days"),
+    ("csv_rooms", "CSV utilisation per room, last 365 days"),
     ("csv_waiting", "CSV waiting time, last 365 days"),
     ("csv_to-schedule", "CSV To schedule list's age"),
     ("csv_turnaround", "CSV turnaround, last 365 days"),
 ]
-SELECTORS = ("volumes", "waiting", "turnaround")  # the page's parts, one after the other
+SELECTORS = ("volumes", "room_use", "waiting", "turnaround")  # the page's parts, each on its own
 
 
 def reports_rows(r: dict) -> list[list[str]]:
@@ -192,14 +193,15 @@ brackets), and the SQL queries of one request (q). Data: {data}.
   in as a user of the Department lead role; {WARMUP} warm-up requests, then {REPEAT} timed ones of each
   page and {CSV_REPEAT} of each CSV; queries counted on one more request with an execute wrapper. The
   range is the last {DAYS} days, today included (`?date_from=&date_to=`), as the form sends it.
-- **Selectors**: the page's parts, `volumes` (exams per day and utilisation, one scan), `waiting` and
+- **Selectors**: the page's parts, `volumes` (exams per day and utilisation, one scan), `room_use`
+  (booked minutes per room), `waiting` and
   `turnaround` (its two legs, side by side as in its CSV), called on their own for the same range,
   {SELECTOR_REPEAT} times each; "SQL" is the time inside cursor.execute on this thread's connection
   (median; for the turnaround, its first leg's), the rest is Python and the other threads.
   The slowest query of each is run once more under `EXPLAIN (ANALYZE, BUFFERS)`: its execution time and
   how it reads scheduling_order:
 {plans}
-- **Side by side**: `selectors.page`, the page's call: the four scans at once, three of them on threads
+- **Side by side**: `selectors.page`, the page's call: the five scans at once, four of them on threads
   with connections of their own, {SELECTOR_REPEAT} times.
 - **Baseline**: the day board (`GET /?date=`) of the eighth day of the future window, the screen whose
   cost does not grow with history, measured just before the reports in the same process.
@@ -225,9 +227,10 @@ Second round (1.69 s p95 at hospital size before it, target not met). Measured a
 code on the same database in one run (generator 4, stamps to the microsecond, the To-schedule list
 filled), the year's page went from a median of 1,345-1,477 ms to 515-521 ms (the day board 48-80 ms
 beside it), 2.7x:
-- the four scans side by side (`selectors.page`): on PostgreSQL, outside a transaction, three of them
+- the scans side by side (`selectors.page`): on PostgreSQL, outside a transaction, all but the first
   on threads with connections of their own, so the page takes about its longest scan where the
-  database has the cores (this machine has two, so about half their sum);
+  database has the cores (this machine has two, so about half their sum); the page has five since
+  it shows each room's utilisation too (a scan summing clipped minutes per room, ~130 ms here);
 - the exams per day and the utilisation from one scan, counted per start, end and status (45,000 rows
   for a year) before any local-time arithmetic, which then runs per counted row rather than per order;
 - the turnaround's legs as two scans of whole seconds (TRUNC of the interval on PostgreSQL, the
@@ -370,7 +373,7 @@ def stage_measure(args: dict) -> dict:
         "year": f"/reports/?{year}",
         "year_room": f"/reports/?{year}&room={room.pk}",
         "year_modality": f"/reports/?{year}&modality=CT",
-        **{f"csv_{chart}": f"/reports/{chart}.csv?{year}" for chart in ("daily", "utilisation", "waiting",
+        **{f"csv_{chart}": f"/reports/{chart}.csv?{year}" for chart in ("daily", "utilisation", "rooms", "waiting",
                                                                        "to-schedule", "turnaround")},
     }  # fmt: skip
     out["pages"] = {}

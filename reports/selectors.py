@@ -23,7 +23,7 @@ nothing sorts or materialises one row per order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
-from scheduling.models import ORDER_LONGEST, OrderStatus, Priority, Room
+from scheduling.models import ORDER_LONGEST, OpeningHours, OrderStatus, Priority, Room
 
 # What a day's exam came to. "open" is an exam still scheduled, arrived or in progress.
 OUTCOMES = ("completed", "cancelled", "no_show", "open")
@@ -330,28 +330,92 @@ def volumes(filters: Filters) -> tuple[DailyOutcomes, Utilisation]:
     )
 
 
-def _opening_minutes(filters: Filters) -> list[list[int]]:
-    """Opening minutes per weekday and hour: each room's hours times the range's days of that weekday."""
+def _rooms(filters: Filters):
+    """The rooms the range's filters cover: the chosen one, or those of the chosen modality (the booking
+    offers a procedure the rooms of its modality), or all."""
     rooms = Room.objects.all()
     if filters.room is not None:
         rooms = rooms.filter(pk=filters.room.pk)
     if filters.modality:
-        # The rooms that do this modality's exams (the booking offers a procedure's modality's rooms).
         rooms = rooms.filter(modality=filters.modality)
+    return rooms
+
+
+def _opening_hours(filters: Filters) -> Iterator[tuple[int, int, int, int]]:
+    """(room id, weekday, hour, minutes) of each room's opening hours, each day of the range counted."""
     weekdays = [0] * 7
     for day in filters.days:
         weekdays[day.weekday()] += 1
-    minutes = [[0] * 24 for _ in WEEKDAYS]
-    from scheduling.models import OpeningHours
-
-    for hours in OpeningHours.objects.filter(room__in=rooms).only("weekday", "opens", "closes"):
+    for hours in OpeningHours.objects.filter(room__in=_rooms(filters)).only(
+        "room_id", "weekday", "opens", "closes"
+    ):
         opens = hours.opens.hour * 60 + hours.opens.minute
         closes = hours.closes.hour * 60 + hours.closes.minute
         for hour in HOURS:
             inside = min(closes, (hour + 1) * 60) - max(opens, hour * 60)
-            if inside > 0:
-                minutes[hours.weekday][hour] += inside * weekdays[hours.weekday]
+            if inside > 0 and weekdays[hours.weekday]:
+                yield hours.room_id, hours.weekday, hour, inside * weekdays[hours.weekday]
+
+
+def _opening_minutes(filters: Filters) -> list[list[int]]:
+    """Opening minutes per weekday and hour: each room's hours times the range's days of that weekday."""
+    minutes = [[0] * 24 for _ in WEEKDAYS]
+    for _room, weekday, hour, inside in _opening_hours(filters):
+        minutes[weekday][hour] += inside
     return minutes
+
+
+@dataclass(frozen=True)
+class RoomUse:
+    room: Room
+    booked: int  # minutes
+    open: int  # minutes
+
+    @property
+    def share(self) -> float | None:
+        """Booked minutes as a share of opening minutes; None for a room with no opening hours then."""
+        return self.booked / self.open if self.open else None
+
+    @property
+    def percent(self) -> float | None:
+        return None if self.share is None else self.share * 100
+
+    @property
+    def booked_hours(self) -> float:
+        return self.booked / 60
+
+    @property
+    def open_hours(self) -> float:
+        return self.open / 60
+
+
+def room_use(filters: Filters) -> list[RoomUse]:
+    """Each room's booked minutes over the range beside its opening minutes: how full it was.
+
+    The booked minutes are the heatmap's, per room: every exam but the cancelled, clipped to the range
+    (one that began the evening before counts from midnight), rounded to whole minutes per room. The
+    rooms are those the filters cover that opened or had an exam in the range, by name.
+    """
+    start, end = filters.bounds()
+    adapt = connection.ops.adapt_datetimefield_value
+    where, params = _where(filters, HELD, look_back=ORDER_LONGEST)
+    # Clipped on the stored instants, per order a comparison and a subtraction; seconds per room.
+    if connection.vendor == "postgresql":
+        clipped = "date_part('epoch', SUM(LEAST(o.scheduled_end, %s) - GREATEST(o.scheduled_start, %s)))"
+    else:
+        clipped = f"SUM({_epoch('MIN(o.scheduled_end, %s)')} - {_epoch('MAX(o.scheduled_start, %s)')})"
+    booked = {
+        room_id: round(seconds / 60)
+        for room_id, seconds in _rows(
+            f"SELECT o.room_id, {clipped} FROM {FROM} WHERE {where} AND o.scheduled_end > %s GROUP BY 1",
+            [adapt(end), adapt(start), *params, adapt(start)],
+        )
+    }
+    opened: dict[int, int] = {}
+    for room_id, _weekday, _hour, inside in _opening_hours(filters):
+        opened[room_id] = opened.get(room_id, 0) + inside
+    rooms = _rooms(filters).filter(pk__in=set(booked) | set(opened)).order_by("name", "pk")
+    return [RoomUse(room=room, booked=booked.get(room.pk, 0), open=opened.get(room.pk, 0)) for room in rooms]
 
 
 # --- Percentiles -----------------------------------------------------------------------------------
@@ -544,12 +608,13 @@ def _turnaround(legs: dict[str, dict[int, dict[str, float | int]]]) -> Turnaroun
 class Page:
     daily: DailyOutcomes
     utilisation: Utilisation
+    rooms: list[RoomUse]
     waiting: Waiting
     turnaround: Turnaround
 
 
 def page(filters: Filters) -> Page:
-    """Everything the Reports page shows: its four scans of the range's orders at once.
+    """Everything the Reports page shows: its five scans of the range's orders at once.
 
     Each scan is a few hundred milliseconds of one database process at a hospital's size, and does not
     wait for the others: on PostgreSQL, outside a transaction, they run side by side on connections of
@@ -560,10 +625,15 @@ def page(filters: Filters) -> Page:
         partial(volumes, filters),
         partial(waiting, filters),
         *(partial(_leg, filters, leg) for leg in LEGS),
+        partial(room_use, filters),
     ]
-    (daily, use), wait, *legs = _side_by_side(calls)
+    (daily, use), wait, *legs, rooms = _side_by_side(calls)
     return Page(
-        daily=daily, utilisation=use, waiting=wait, turnaround=_turnaround(dict(zip(LEGS, legs, strict=True)))
+        daily=daily,
+        utilisation=use,
+        rooms=rooms,
+        waiting=wait,
+        turnaround=_turnaround(dict(zip(LEGS, legs, strict=True))),
     )
 
 

@@ -177,6 +177,13 @@ def utilisation_csv(filters: Filters) -> Iterable[list]:
                        "" if share is None else round(share * 100, 1)]  # fmt: skip
 
 
+def rooms_csv(filters: Filters) -> Iterable[list]:
+    yield [_("Room"), _("Booked minutes"), _("Opening minutes"), _("Share booked (%)")]
+    for use in selectors.room_use(filters):
+        share = use.share
+        yield [use.room.name, use.booked, use.open, "" if share is None else round(share * 100, 1)]
+
+
 def waiting_csv(filters: Filters) -> Iterable[list]:
     data = selectors.waiting(filters)
     yield [_("Modality"), _("Exams"), _("Median days"), _("90th percentile days")]
@@ -210,6 +217,7 @@ def turnaround_csv(filters: Filters) -> Iterable[list]:
 CSV: dict[str, tuple[Callable[[Filters], Iterable[list]], str]] = {
     "daily": (daily_csv, "exams-per-day"),
     "utilisation": (utilisation_csv, "room-utilisation"),
+    "rooms": (rooms_csv, "utilisation-per-room"),
     "waiting": (waiting_csv, "waiting-time"),
     "to-schedule": (to_schedule_csv, "to-schedule-age"),
     "turnaround": (turnaround_csv, "turnaround"),
@@ -237,6 +245,7 @@ def report(request: HttpRequest) -> HttpResponse:
             utilisation=use,
             utilisation_share=(use.total_booked / use.total_open * 100) if use.total_open else None,
             utilisation_chart=utilisation_chart(use),
+            rooms=found.rooms,
             waiting=wait,
             waiting_rows=[(_modality(m), stats) for m, stats in wait.per_modality.items()],
             waiting_chart=waiting_chart(wait) if wait.per_modality else None,

@@ -62,6 +62,10 @@ def test_a_department_lead_reads_the_week_in_thai(
     expect(legend).to_have_count(1)
     assert legend.bounding_box()["width"] > 40  # the Thai words have width: a font drew them
     expect(page.locator("#chart-utilisation text", has_text="วันจันทร์")).to_have_count(1)
+    rooms = page.locator("#rooms-table")
+    expect(rooms.locator("th").first).to_have_text("ห้อง")
+    expect(rooms.locator("tbody tr")).to_have_count(2)
+    rooms.screenshot(path=str(artifacts_root / request.node.name / "rooms-table.png"))
     shoot("reports-thai")
 
     with page.expect_download() as download_info:

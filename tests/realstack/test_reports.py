@@ -37,14 +37,15 @@ def test_the_page_runs_its_scans_side_by_side_on_connections_of_their_own(week, 
 
         monkeypatch.setattr(selectors, name, call)
 
-    for name in ("volumes", "waiting", "_leg"):
+    for name in ("volumes", "waiting", "_leg", "room_use"):
         seen(name)
     before = _connections_open()
 
     found = selectors.page(WEEK)
 
-    # Four scans: the exams per day and utilisation, the waiting times, the turnaround's two legs.
-    assert len({thread for thread, _pid in backends}) == len({pid for _thread, pid in backends}) == 4
+    # Five scans: the exams per day and utilisation, the waiting times, the turnaround's two legs, the
+    # rooms' booked minutes.
+    assert len({thread for thread, _pid in backends}) == len({pid for _thread, pid in backends}) == 5
     assert threading.get_ident() in {thread for thread, _pid in backends}
     assert _connections_open() == before  # the threads closed theirs
     # The same numbers as one after the other in a transaction, on the request's connection.
@@ -55,3 +56,4 @@ def test_the_page_runs_its_scans_side_by_side_on_connections_of_their_own(week, 
     assert found == alone
     assert found.daily.total == 8
     assert [room.name for room, _legs in found.turnaround.per_room] == ["CT 1", "MR 1"]
+    assert [(use.room.name, use.booked) for use in found.rooms] == [("CT 1", 185), ("MR 1", 90)]

@@ -279,3 +279,25 @@ def test_the_page_has_each_reports_numbers(week):
     assert found.utilisation == selectors.utilisation(WEEK)
     assert found.waiting.per_modality == selectors.waiting(WEEK).per_modality
     assert found.turnaround == selectors.turnaround(WEEK)
+
+
+def test_utilisation_per_room(week):
+    rooms = selectors.room_use(WEEK)
+
+    # CT 1: exams 1, 2, 5 (30 each), the no-show 4 (60), exam 6 (15) and exam 7's 20 minutes after
+    # midnight = 185; the cancelled 3 and exam 10 (after the range) do not count. Open Monday to Friday
+    # 08:00-16:30: 5 x 510 = 2,550 minutes. MR 1: exams 8 (60, across midnight inside the range) and
+    # 9 (30) = 90 of Tuesday's 239. Together the heatmap's 275 booked minutes.
+    assert [(r.room.name, r.booked, r.open) for r in rooms] == [("CT 1", 185, 2550), ("MR 1", 90, 239)]
+    assert rooms[0].share == pytest.approx(185 / 2550)
+    assert sum(r.booked for r in rooms) == selectors.utilisation(WEEK).total_booked
+    assert [(r.room.name, r.booked) for r in selectors.room_use(Filters(MONDAY, SUNDAY, modality="MR"))] == [
+        ("MR 1", 90)
+    ]
+
+
+def test_a_room_with_exams_and_no_opening_hours_has_no_share(week):
+    # Sunday: CT 1 is closed, and exam 6 was booked there at 06:30 all the same.
+    rooms = selectors.room_use(Filters(SUNDAY, SUNDAY))
+
+    assert [(r.room.name, r.booked, r.open, r.share) for r in rooms] == [("CT 1", 15, 0, None)]

@@ -18,7 +18,7 @@ from tests.scheduling.test_i18n import english_leftovers, visible_text
 pytestmark = pytest.mark.django_db
 
 WEEK = {"date_from": "2026-11-02", "date_to": "2026-11-08"}
-CHARTS = ("daily", "utilisation", "waiting", "to-schedule", "turnaround")
+CHARTS = ("daily", "utilisation", "rooms", "waiting", "to-schedule", "turnaround")
 
 
 @pytest.fixture
@@ -76,6 +76,10 @@ def test_the_page_shows_each_chart_with_its_csv_link(lead, week):  # noqa: F811
     assert "<title>Monday 09: 75%</title>" in html
     assert "<title>Wednesday 00: No opening hours, 30 minutes booked</title>" in html
     assert "<title>Saturday 12: No opening hours</title>" in html
+    # Each room's booked and opening hours: CT 1 185 of 2,550 minutes, MR 1 90 of 239.
+    rooms = re.search(r'<table[^>]*id="rooms-table".*?</table>', html, re.S).group(0)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", rooms, re.S)]
+    assert cells == ["CT 1", "3.1", "42.5", "7%", "MR 1", "1.5", "4.0", "38%"]
 
 
 def test_each_csv_holds_the_numbers_of_its_chart(lead, week):  # noqa: F811
@@ -101,6 +105,13 @@ def test_each_csv_holds_the_numbers_of_its_chart(lead, week):  # noqa: F811
     assert cells[("Friday", "12:00")] == ["0", "60", "0.0"]
     assert ("Saturday", "12:00") not in cells
     assert sum(int(r[2]) for r in use[1:]) == 275 and sum(int(r[3]) for r in use[1:]) == 2789
+
+    rooms = rows(lead.get(reverse("reports:csv", args=["rooms"]), WEEK))
+    assert rooms == [
+        ["Room", "Booked minutes", "Opening minutes", "Share booked (%)"],
+        ["CT 1", "185", "2550", "7.3"],
+        ["MR 1", "90", "239", "37.7"],
+    ]
 
     waiting = rows(lead.get(reverse("reports:csv", args=["waiting"]), WEEK))
     assert waiting == [
