@@ -84,6 +84,9 @@ def test_it_leaves_four_weeks_of_past_exams_for_the_reports(ten_am):
 
     week = selectors.daily_outcomes(Filters(today - timedelta(days=7), today - timedelta(days=1)))
     assert week.totals["completed"] > 0 and week.totals["open"] == 0
+    # Each modality's queue has its own length: MR waits longest, X-ray is mostly the same day.
+    wait = selectors.waiting(Filters(today - timedelta(days=28), today - timedelta(days=1))).per_modality
+    assert wait["MR"]["p50"] > wait["CT"]["p50"] > wait["US"]["p50"] > wait["DX"]["p50"]
 
 
 def test_it_refuses_to_run_without_debug(settings):

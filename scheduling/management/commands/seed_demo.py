@@ -127,6 +127,15 @@ PASSPORTS = {"HN6900007": ("GBR", "533380006"), "HN6900010": ("JPN", "TK1234567"
 DEFAULT_PASSWORD = "demo-pass-2026"
 # The past exams of the demo: four weeks back from yesterday, marked by their reason.
 HISTORY_DAYS = 28
+# Days from booking to the exam in the demo history, as a department's queues differ: X-ray mostly the
+# same day, ultrasound within the week, CT in one or two, MR in two to five (the Reports' waiting times).
+LEAD_DAYS = {
+    "DX": (0, 0, 0, 0, 1, 1, 2),
+    "US": (0, 1, 2, 3, 3, 5, 7, 10),
+    "CT": (1, 2, 3, 5, 7, 7, 10, 14, 21),
+    "MR": (3, 7, 10, 14, 14, 21, 28, 35),
+    "": (0, 1, 2, 3, 5, 7, 10, 14, 21),
+}
 HISTORY_REASON = "Demo history"
 
 
@@ -303,7 +312,10 @@ class Command(BaseCommand):
             cancel_reason="Patient asked to move it" if status == OrderStatus.CANCELLED else "",
             booked_by=user,
             booked_at=start
-            - timedelta(days=chance.choice((0, 1, 2, 3, 5, 7, 10, 14, 21)), hours=chance.randint(1, 6)),
+            - timedelta(
+                days=chance.choice(LEAD_DAYS.get(procedure.modality, LEAD_DAYS[""])),
+                hours=chance.randint(1, 6),
+            ),
         )
         if status == OrderStatus.COMPLETED:
             order.arrived_at = start - timedelta(minutes=chance.randint(-5, 20))
