@@ -193,9 +193,14 @@ REPORT_WORK_MEM = "64MB"
 
 
 def _rows(sql: str, params: Sequence[object]) -> list[tuple]:
+    if connection.vendor != "postgresql":
+        # No transaction around a read on SQLite: it would begin IMMEDIATE (settings), a write lock that
+        # the front desk's bookings would queue behind for as long as the report reads.
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         cursor.execute(sql, params)
         return cursor.fetchall()
 

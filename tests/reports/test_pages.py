@@ -180,3 +180,20 @@ def test_in_thai_the_page_reads_thai_with_buddhist_era_years(lead, week):  # noq
         lead.get(reverse("reports:csv", args=["daily"]), {"date_from": "02/11/2569", "date_to": "08/11/2569"})
     )
     assert daily[1][0] == "2026-11-02"  # the file is for machines: ISO dates
+
+
+def test_on_sqlite_the_reports_read_without_taking_a_write_lock(week):  # noqa: F811
+    # SQLite's transactions begin IMMEDIATE here (a write lock): a report must not hold one while the
+    # front desk books. Inside a test's transaction an atomic block would show as a SAVEPOINT.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reports import selectors
+    from tests.reports.test_numbers import WEEK as FILTERS
+
+    assert connection.vendor == "sqlite"
+    with CaptureQueriesContext(connection) as queries:
+        selectors.page(FILTERS)
+        selectors.turnaround(FILTERS)
+    assert queries.captured_queries
+    assert [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"].upper()] == []
