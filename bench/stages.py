@@ -504,7 +504,8 @@ def _cursor_at(order: Order) -> str:
     """The API list's cursor just before `order`: a page deep in the history, as a follower reaches it."""
     from api.orders import _cursor
 
-    return _cursor(order.scheduled_start, order.pk - 1)
+    # The position (start, id - 1), written by the API's own cursor function from an order standing there.
+    return _cursor(Order(pk=order.pk - 1, scheduled_start=order.scheduled_start, booked_at=order.booked_at))
 
 
 def stage_scale_http(args: dict) -> dict:
