@@ -133,17 +133,41 @@ def _instance_number(instance: dict) -> int | None:
         return None
 
 
-def series_instance_ids(*, series: Series) -> list[str]:
-    """The Orthanc ids of the series' instances, by InstanceNumber (those without one last, then by
-    id, so the order is stable). Cached for INSTANCE_LIST_SECONDS. Raises orthanc.PacsUnavailable."""
-    key = f"pacs:series-instances:{series.orthanc_id}"
-    ids = cache.get(key)
-    if ids is None:
+def _frames(instance: dict) -> int:
+    """The instance's NumberOfFrames (Orthanc keeps it among an instance's main tags): 1 when absent."""
+    raw = str(instance.get("MainDicomTags", {}).get("NumberOfFrames", "")).strip()
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
+
+
+def series_instances(*, series: Series) -> list[tuple[str, int]]:
+    """The Orthanc ids of the series' instances with their frame counts, by InstanceNumber (those
+    without one last, then by id, so the order is stable). Cached for INSTANCE_LIST_SECONDS. Raises
+    orthanc.PacsUnavailable."""
+    key = f"pacs:series-instances:v2:{series.orthanc_id}"  # v2: with the frame counts
+    found = cache.get(key)
+    if found is None:
         with orthanc.client() as pacs:
             instances = pacs.series_instances(series.orthanc_id)
         instances.sort(
             key=lambda item: (_instance_number(item) is None, _instance_number(item) or 0, item["ID"])
         )
-        ids = [str(item["ID"]) for item in instances]
-        cache.set(key, ids, INSTANCE_LIST_SECONDS)
-    return ids
+        found = [(str(item["ID"]), _frames(item)) for item in instances]
+        cache.set(key, found, INSTANCE_LIST_SECONDS)
+    return found
+
+
+def series_instance_ids(*, series: Series) -> list[str]:
+    """The Orthanc ids of the series' instances, in series_instances' order."""
+    return [instance for instance, _frames in series_instances(series=series)]
+
+
+def series_images(*, series: Series) -> list[tuple[str, int]]:
+    """The series' images as the image page scrolls them: (instance id, frame) for each frame of each
+    instance in turn, so a multi-frame instance (an enhanced CT or MR, an ultrasound loop) is as many
+    images as it has frames, and a series of single-frame instances is one image per instance."""
+    return [
+        (instance, frame) for instance, frames in series_instances(series=series) for frame in range(frames)
+    ]

@@ -167,6 +167,18 @@ def _instance_of(series: Series, instance: str) -> str:
     return instance
 
 
+def _frame_of(request: HttpRequest, series: Series, instance: str) -> tuple[int, int]:
+    """(?f=, the instance's frame count): a frame of `instance` (from 0; 0 when not given), else 404."""
+    frames = dict(selectors.series_instances(series=series)).get(instance)
+    if frames is None:
+        raise Http404(_("This series has no such image."))
+    raw = request.GET.get("f", "")
+    frame = int(raw) if raw.isdigit() else (0 if raw == "" else -1)
+    if not 0 <= frame < frames:
+        raise Http404(_("This image has no such frame."))
+    return frame, frames
+
+
 def _window(request: HttpRequest) -> tuple[float | None, float | None]:
     """?w=&l= as floats (both or neither); ValueError for anything else."""
     raw_width, raw_level = request.GET.get("w", ""), request.GET.get("l", "")
@@ -208,12 +220,16 @@ def series_viewer(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "pacs_link/series_viewer.html", context, status=503)
     if not instance_ids:
         raise Http404(_("The PACS holds no images of this series."))
+    # What the page scrolls: each frame of each instance (selectors.series_images), from 0.
+    shown = selectors.series_images(series=series)
     index = _cursor(request, "i") or 0
-    index = min(index, len(instance_ids) - 1)
+    index = min(index, len(shown) - 1)
     context.update(
         instance_ids=instance_ids,
+        images=shown,
         index=index,
-        instance_id=instance_ids[index],
+        instance_id=shown[index][0],
+        frame=shown[index][1],
         presets=_presets(series.modality),
         other_series=list(series.study.series.all()),
     )
@@ -228,10 +244,11 @@ def series_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
     """A 128-pixel JPEG of the series' middle image in its own window (the order page's thumbnails)."""
     series = _series(pk)
     try:
-        instance_ids = selectors.series_instance_ids(series=series)
-        if not instance_ids:
+        shown = selectors.series_images(series=series)
+        if not shown:
             raise Http404(_("The PACS holds no images of this series."))
-        data = images.rendered(instance_ids[len(instance_ids) // 2], size=THUMBNAIL_SIZE, fmt="jpeg")
+        instance, frame = shown[len(shown) // 2]
+        data = images.rendered(instance, size=THUMBNAIL_SIZE, fmt="jpeg", frame=frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)
     response = HttpResponse(data, content_type="image/jpeg")
@@ -243,7 +260,7 @@ def series_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(*VIEWERS)
 def instance_image(request: HttpRequest, pk: int, instance: str, ext: str) -> HttpResponse:
     """One image rendered with ?w=&l= (HU for CT; the file's own window without them), PNG or JPEG;
-    ?download=1 makes it a file to save."""
+    ?f= the frame of a multi-frame instance (from 0); ?download=1 makes it a file to save."""
     fmt, content_type = FORMATS[ext]
     try:
         width, level = _window(request)
@@ -254,7 +271,8 @@ def instance_image(request: HttpRequest, pk: int, instance: str, ext: str) -> Ht
         )
     series = _series(pk)
     try:
-        data = images.rendered(_instance_of(series, instance), width=width, level=level, fmt=fmt)
+        frame, frames = _frame_of(request, series, _instance_of(series, instance))
+        data = images.rendered(instance, width=width, level=level, fmt=fmt, frame=frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)
     response = HttpResponse(data, content_type=content_type)
@@ -265,7 +283,8 @@ def instance_image(request: HttpRequest, pk: int, instance: str, ext: str) -> Ht
         window = f"-w{width:g}-l{level:g}" if width is not None else ""
         # The accession comes from the modality: only safe characters go into the header.
         accession = re.sub(r"[^A-Za-z0-9_-]", "_", series.study.accession_number) or "study"
-        name = f"{accession}-s{series.number or 0}-{number}{window}.{ext}"
+        of_frames = f"f{frame + 1}" if frames > 1 else ""
+        name = f"{accession}-s{series.number or 0}-{number}{of_frames}{window}.{ext}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -288,11 +307,12 @@ def instance_info(request: HttpRequest, pk: int, instance: str) -> JsonResponse 
 @require_role(*VIEWERS)
 def instance_values(request: HttpRequest, pk: int, instance: str) -> HttpResponse:
     """The image's Modality LUT values (HU for CT) as little-endian int16, row by row, for the value
-    under the pointer; the size is in X-Rows and X-Columns, one step is worth info.json's values_scale.
-    A colour image has no such values: 404."""
+    under the pointer (?f= a frame of a multi-frame instance); the size is in X-Rows and X-Columns,
+    one step is worth info.json's values_scale. A colour image has no such values: 404."""
     series = _series(pk)
     try:
-        rows, columns, data = images.values_int16(_instance_of(series, instance))
+        frame, _frames = _frame_of(request, series, _instance_of(series, instance))
+        rows, columns, data = images.values_int16(instance, frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)
     except ValueError:

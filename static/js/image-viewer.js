@@ -1,7 +1,9 @@
 // The image page (templates/pacs_link/series_viewer.html): one image of a series rendered by the server
 // with a window (width/level, HU for CT), changed by the preset buttons, by typing, or by dragging on
 // the image (left-right: width, up-down: level); the value under the pointer; scrolling through the
-// series (mouse wheel, arrow keys, the slider), with the neighbours loaded ahead.
+// series (mouse wheel, arrow keys, the slider), with the neighbours loaded ahead. A series' images are
+// each frame of each instance: a multi-frame instance (an enhanced CT or MR, an ultrasound loop)
+// scrolls through its frames (?f=, from 0) before the next instance.
 //
 // The server renders every picture (pacs_link.views.instance_image); this script only builds their
 // addresses. At most one picture is requested at a time and only the latest window is asked for
@@ -10,7 +12,8 @@
   const viewer = document.getElementById("pacs-viewer");
   if (!viewer) return;
 
-  const ids = JSON.parse(document.getElementById("pacs-instances").textContent);
+  // [instance id, frame] of each image, in scrolling order.
+  const images = JSON.parse(document.getElementById("pacs-images").textContent);
   const base = viewer.dataset.base;
   const img = document.getElementById("pacs-image");
   const widthInput = document.getElementById("pacs-width");
@@ -34,7 +37,7 @@
   // Mouse-wheel travel per image (a wheel notch is ~100; trackpads send many small deltas).
   const WHEEL_STEP = 60;
 
-  let index = Math.min(Math.max(parseInt(viewer.dataset.index, 10) || 0, 0), ids.length - 1);
+  let index = Math.min(Math.max(parseInt(viewer.dataset.index, 10) || 0, 0), images.length - 1);
   // null: each image in its own window (the file's, else its value range); else the chosen one.
   let chosen = null;
   let info = null; // the current image's info.json
@@ -56,12 +59,16 @@
     return query ? `?${query}` : "";
   }
 
-  const imageUrl = (i, ext = "png", extra = {}) => instanceUrl(ids[i], `image.${ext}`) + windowQuery(extra);
+  // The frame goes in the address only for a multi-frame instance's later frames: frame 0 keeps the
+  // address it always had (and the browser's copy of it).
+  const frameOf = (i) => (images[i][1] ? { f: String(images[i][1]) } : {});
+  const imageUrl = (i, ext = "png", extra = {}) =>
+    instanceUrl(images[i][0], `image.${ext}`) + windowQuery({ ...frameOf(i), ...extra });
 
   // --- what the image's info says ---------------------------------------------------------------
 
   function loadInfo(i) {
-    const id = ids[i];
+    const id = images[i][0];
     if (!infos.has(id)) {
       infos.set(
         id,
@@ -152,7 +159,7 @@
 
   function preloadNeighbours() {
     [index + 1, index - 1].forEach((i) => {
-      if (i >= 0 && i < ids.length) {
+      if (i >= 0 && i < images.length) {
         const neighbour = new Image();
         neighbour.src = imageUrl(i);
       }
@@ -162,14 +169,14 @@
   // --- the series -----------------------------------------------------------------------------
 
   function go(i, first = false) {
-    const next = Math.min(Math.max(i, 0), ids.length - 1);
+    const next = Math.min(Math.max(i, 0), images.length - 1);
     if (next === index && !first) return;
     index = next;
     slider.value = String(index + 1);
-    const text = `${index + 1} / ${ids.length}`;
+    const text = `${index + 1} / ${images.length}`;
     position.textContent = text;
     overlayPosition.textContent = text;
-    img.alt = viewer.dataset.textPosition.replace("{n}", index + 1).replace("{total}", ids.length);
+    img.alt = viewer.dataset.textPosition.replace("{n}", index + 1).replace("{total}", images.length);
     readout.textContent = "";
     const url = new URL(window.location.href);
     url.searchParams.set("i", String(index));
@@ -177,7 +184,7 @@
     info = null;
     loadInfo(index).then(
       (data) => {
-        if (ids[index] !== ids[next]) return;
+        if (index !== next) return;
         info = data;
         if (data.units !== undefined) units = data.units || "";
         unitLabels.forEach((label) => {
@@ -230,7 +237,7 @@
       go(0);
     } else if (event.key === "End") {
       event.preventDefault();
-      go(ids.length - 1);
+      go(images.length - 1);
     }
   });
 
@@ -295,11 +302,13 @@
   // --- the value under the pointer --------------------------------------------------------------
 
   function loadValues(i) {
-    const id = ids[i];
-    if (!values.has(id)) {
-      const loaded = fetch(instanceUrl(id, "values"), { credentials: "same-origin" }).then((response) => {
+    const [id, frame] = images[i];
+    const key = `${id}/${frame}`;
+    if (!values.has(key)) {
+      const address = instanceUrl(id, "values") + (frame ? `?f=${frame}` : "");
+      const loaded = fetch(address, { credentials: "same-origin" }).then((response) => {
         if (!response.ok) {
-          values.delete(id);
+          values.delete(key);
           return Promise.reject(new Error(response.statusText));
         }
         const rows = parseInt(response.headers.get("X-Rows"), 10);
@@ -312,10 +321,10 @@
           data: new Int16Array(buffer),
         }));
       });
-      values.set(id, loaded);
+      values.set(key, loaded);
       if (values.size > VALUES_KEPT) values.delete(values.keys().next().value);
     }
-    return values.get(id);
+    return values.get(key);
   }
 
   let lastPointer = null;

@@ -13,13 +13,14 @@ from importlib import import_module
 import pytest
 from django.apps import apps
 from django.core.cache import cache
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from pacs_link.models import Series
 from scheduling.roles import TECHNOLOGIST
 from tests.e2e.test_csp_and_idle import console, log_in, policy_complaints  # noqa: F401
 from tests.factories import OrderFactory, UserFactory
-from tests.pacs.conftest import dicom_image, follow_until, orthanc  # noqa: F401
+from tests.pacs.conftest import dicom_image, follow_until, orthanc, recorded_series  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -138,6 +139,60 @@ def test_a_technologist_windows_and_scrolls_a_ct_series(page, console, shoot, ct
     expect(page.locator("img.pacs-thumb")).to_be_hidden()
     shoot("pacs-down")
 
+    assert policy_complaints(console) == []
+
+
+@pytest.fixture
+def multiframe_series(orthanc, dicom_image, settings, tmp_path):  # noqa: F811
+    """A series of one CT image of four frames (frame k: the slice 25 rows further down), followed."""
+    settings.PACS_RENDER_CACHE_DIR = tmp_path / "render-cache"
+    order = OrderFactory(accession_number="26120300300")
+    series_uid = "1.2.826.0.1.3680043.99.3000.1"
+    orthanc.store(
+        dicom_image(
+            "CT",
+            accession=order.accession_number,
+            study_uid="1.2.826.0.1.3680043.99.3000",
+            series_uid=series_uid,
+            frames=4,
+            shift=25,
+        )
+    )
+    series = recorded_series(orthanc, series_uid)
+    return series
+
+
+def test_the_image_page_scrolls_through_each_frame(page, console, shoot, multiframe_series):  # noqa: F811
+    series = multiframe_series
+    UserFactory(username="tech", roles=[TECHNOLOGIST])
+    log_in(page, "tech")
+
+    page.goto(reverse("pacs_link:series_viewer", args=[series.pk]))
+    image = page.locator("#pacs-image")
+    wait_until(page, "document.getElementById('pacs-image').naturalWidth > 0")
+    expect(page.locator("#pacs-position")).to_have_text("1 / 4")
+    first = image.get_attribute("src")
+    assert "f=" not in first
+
+    # One image, four frames: the keyboard goes through the frames, each its own picture.
+    page.locator("#pacs-viewer").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#pacs-position")).to_have_text("2 / 4")
+    expect(image).to_have_attribute("src", re.compile(r"image\.png\?f=1$"))
+    page.keyboard.press("End")
+    expect(image).to_have_attribute("src", re.compile(r"f=3"))
+    expect(image).to_have_attribute("alt", "Image 4 of 4")
+    wait_until(
+        page,
+        "document.getElementById('pacs-image').complete && document.getElementById('pacs-image').naturalWidth > 0",
+    )
+    # The value under the pointer is read from the frame shown.
+    box = image.bounding_box()
+    with page.expect_response(re.compile(r"/values\?f=3$")):
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#pacs-readout")).to_have_text(re.compile(r"^-?\d+(\.\d+)? HU"))
+    expect(page.get_by_role("link", name="PNG")).to_have_attribute("href", re.compile(r"f=3&download=1"))
+    shoot("fourth-frame")
     assert policy_complaints(console) == []
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy
 import pydicom
 import pytest
 import requests
@@ -166,7 +167,8 @@ def orthanc(tmp_path, settings) -> OrthancServer:
 @pytest.fixture
 def dicom_image(tmp_path) -> Callable[..., Path]:
     """dicom_image(kind="CT", accession=..., study_uid=..., series_uid=..., sop_uid=..., number=1) -> a
-    copy of pydicom's CT_small.dcm or MR_small.dcm with those identifiers (new UIDs when not given)."""
+    copy of pydicom's CT_small.dcm or MR_small.dcm with those identifiers (new UIDs when not given);
+    frames=N makes it a multi-frame image whose frame k is the picture rolled k * shift rows down."""
     folder = tmp_path / "images"
     folder.mkdir()
 
@@ -179,8 +181,15 @@ def dicom_image(tmp_path) -> Callable[..., Path]:
         sop_uid: str | None = None,
         number: int = 1,
         patient_id: str = "HN0001",
+        frames: int = 1,
+        shift: int = 0,
     ) -> Path:
         ds = pydicom.dcmread(get_testdata_file(SAMPLES[kind]))
+        if frames > 1:
+            pixels = ds.pixel_array
+            ds.NumberOfFrames = frames
+            rolled = [numpy.roll(pixels, shift * k, axis=0) for k in range(frames)]
+            ds.PixelData = numpy.stack(rolled).astype(pixels.dtype).tobytes()
         ds.AccessionNumber = accession
         ds.StudyInstanceUID = study_uid or generate_uid()
         ds.SeriesInstanceUID = series_uid or generate_uid()
@@ -193,6 +202,23 @@ def dicom_image(tmp_path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+def recorded_series(orthanc: Orthanc, series_uid: str):
+    """The Series the follower records for `series_uid` once its study is stable, with `by_number`:
+    the Orthanc id of each of its instances by InstanceNumber."""
+    from pacs_link.models import Series
+
+    with orthanc.client() as pacs:
+        # Until it is stable and recorded with its series (an arriving study is recorded without them).
+        follow_until(lambda: Series.objects.filter(series_instance_uid=series_uid).exists(), orthanc=pacs)
+    series = Series.objects.get(series_instance_uid=series_uid)
+    with orthanc.client() as pacs:
+        series.by_number = {
+            int(item["MainDicomTags"]["InstanceNumber"]): item["ID"]
+            for item in pacs.series_instances(series.orthanc_id)
+        }
+    return series
 
 
 def follow_until(done: Callable[[], bool], *, orthanc: Orthanc | None = None, timeout: float = 20) -> int:

@@ -27,7 +27,7 @@ from scheduling.models import OrderStatus
 from scheduling.roles import ADMIN, FRONT_DESK, TECHNOLOGIST
 from tests.factories import OrderFactory, PatientFactory, UserFactory
 from tests.mwl_server.dicom import free_port
-from tests.pacs.conftest import ORTHANC_PASSWORD, ORTHANC_USER, follow_until
+from tests.pacs.conftest import ORTHANC_PASSWORD, ORTHANC_USER, recorded_series
 
 pytestmark = pytest.mark.django_db
 
@@ -440,15 +440,8 @@ def ct_series(orthanc, dicom_image):
             for n in (3, 1, 2)
         )
     )
-    with orthanc.client() as pacs:
-        # Until it is stable and recorded with its series (an arriving study is recorded without them).
-        follow_until(lambda: Series.objects.filter(series_instance_uid=series_uid).exists(), orthanc=pacs)
-    series = Series.objects.get(series_instance_uid=series_uid)
-    with orthanc.client() as pacs:
-        numbered = {
-            int(item["MainDicomTags"]["InstanceNumber"]): item["ID"]
-            for item in pacs.series_instances(series.orthanc_id)
-        }
+    series = recorded_series(orthanc, series_uid)
+    numbered = series.by_number
     series.instance_ids = [numbered[1], numbered[2], numbered[3]]
     return series
 
@@ -579,3 +572,75 @@ def test_the_admin_pages_open(admin_client):
 def test_an_admin_role_user_resolves_too(client, db):
     client.force_login(UserFactory(username="it", roles=[ADMIN]))
     assert client.get(UNMATCHED).status_code == 200
+
+
+# --- multi-frame images ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def multiframe_series(orthanc, dicom_image):
+    """A series of a three-frame CT image (number 1; frame k is CT_small's pixels shifted 20k rows down)
+    and a single-frame one (number 2), followed into the RIS."""
+    order = OrderFactory(accession_number="26120300200")
+    study_uid, series_uid = "1.2.826.0.1.3680043.99.2000", "1.2.826.0.1.3680043.99.2000.1"
+    same = {"accession": order.accession_number, "study_uid": study_uid, "series_uid": series_uid}
+    orthanc.store(dicom_image("CT", **same, frames=3, shift=20), dicom_image("CT", **same, number=2))
+    series = recorded_series(orthanc, series_uid)
+    numbered = series.by_number
+    series.multi, series.single = numbered[1], numbered[2]
+    return series
+
+
+def test_the_image_page_scrolls_each_frame_of_a_multiframe_image(desk, multiframe_series):
+    series = multiframe_series
+    response = desk.get(reverse("pacs_link:series_viewer", args=[series.pk]), {"i": "2"})
+
+    assert response.status_code == 200
+    # Four images: the three frames of image 1, then image 2.
+    assert response.context["images"] == [
+        (series.multi, 0),
+        (series.multi, 1),
+        (series.multi, 2),
+        (series.single, 0),
+    ]
+    html = response.content.decode()
+    assert reverse("pacs_link:instance_png", args=[series.pk, series.multi]) + "?f=2" in html
+    assert 'max="4"' in html
+
+
+def test_each_frame_renders_and_reads_its_own_pixels(desk, multiframe_series):
+    series = multiframe_series
+    png = reverse("pacs_link:instance_png", args=[series.pk, series.multi])
+    frames = [
+        Image.open(io.BytesIO(desk.get(png, {"f": str(f), "w": "400", "l": "50"}).content)) for f in range(3)
+    ]
+    assert frames[0].tobytes() != frames[1].tobytes() != frames[2].tobytes()
+    assert (
+        desk.get(png, {"w": "400", "l": "50"}).content
+        == desk.get(png, {"f": "0", "w": "400", "l": "50"}).content
+    )
+    # Frame 1 is frame 0 twenty rows down.
+    top = frames[0].crop((0, 0, 128, 100)).tobytes()
+    assert frames[1].crop((0, 20, 128, 120)).tobytes() == top
+
+    values = reverse("pacs_link:instance_values", args=[series.pk, series.multi])
+    grids = [desk.get(values, {"f": str(f)}).content for f in (0, 1)]
+    assert len(grids[0]) == len(grids[1]) == 128 * 128 * 2 and grids[0] != grids[1]
+
+    download = desk.get(png, {"f": "2", "download": "1"})
+    assert download["Content-Disposition"] == 'attachment; filename="26120300200-s1-1f3.png"'
+
+
+@pytest.mark.parametrize("frame", ["3", "-1", "x", "1.0"])
+def test_a_frame_the_image_does_not_have_is_404(desk, multiframe_series, frame):
+    series = multiframe_series
+    for view in ("instance_png", "instance_values"):
+        assert (
+            desk.get(reverse(f"pacs_link:{view}", args=[series.pk, series.multi]), {"f": frame}).status_code
+            == 404
+        )
+    # A single-frame image has frame 0 only.
+    assert (
+        desk.get(reverse("pacs_link:instance_png", args=[series.pk, series.single]), {"f": "1"}).status_code
+        == 404
+    )
