@@ -210,7 +210,10 @@ def record_study(read: StudyRead, *, stable_at: datetime | None) -> Study:
     study.instance_count = read.instance_count
     study.first_received = _earliest(study.first_received, read.first_received)
     study.last_received = read.last_received
-    study.stable_at = stable_at or timezone.now()
+    seen = stable_at or timezone.now()
+    # Orthanc dates its changes in whole seconds, this clock to the microsecond: a study stable again is
+    # never recorded as stable earlier than it was before (the flaky order of the two in a test).
+    study.stable_at = max(study.stable_at, seen) if study.stable_at else seen
     study.save()
     kept = []
     for series in read.series:

@@ -199,8 +199,9 @@ def rendered(
     return data
 
 
-def instance_info(orthanc_id: str) -> dict:
-    """What the image page needs about an instance (for frame 0 where it varies by frame).
+def instance_info(orthanc_id: str, frame: int = 0) -> dict:
+    """What the image page needs about one frame of an instance (an enhanced image's rescale, window and
+    spacing may differ per frame; `frame` from 0).
 
     Keys: rows, columns, frames, modality, photometric, colour (no window applies), units ("HU" for a
     rescaled CT, else the file's Rescale Type or ""), slope, intercept, default_window ([width, level]:
@@ -210,11 +211,11 @@ def instance_info(orthanc_id: str) -> dict:
     """
     ds = dataset(orthanc_id)
     colour = rendering.is_colour(ds)
-    slope, intercept = rendering.slope_intercept(ds)
+    slope, intercept = rendering.slope_intercept(ds, frame)
     default = None
     if not colour:
-        default = list(rendering.default_window(ds, rendering.modality_values(ds)))
-    spacing = rendering.frame_attr(ds, 0, "PixelMeasuresSequence", "PixelSpacing") or ds.get(
+        default = list(rendering.default_window(ds, rendering.modality_values(ds, frame), frame))
+    spacing = rendering.frame_attr(ds, frame, "PixelMeasuresSequence", "PixelSpacing") or ds.get(
         "ImagerPixelSpacing"
     )
     number = ds.get("InstanceNumber")
@@ -225,14 +226,14 @@ def instance_info(orthanc_id: str) -> dict:
         "modality": str(ds.get("Modality", "")),
         "photometric": str(ds.get("PhotometricInterpretation", "")).strip(),
         "colour": colour,
-        "units": "" if colour else rendering.units(ds),
+        "units": "" if colour else rendering.units(ds, frame),
         "slope": slope,
         "intercept": intercept,
         "default_window": default,
-        "windows": [[w, c] for w, c in rendering.file_windows(ds)],
+        "windows": [[w, c] for w, c in rendering.file_windows(ds, frame)],
         "instance_number": int(number) if number not in (None, "") else None,
         "pixel_spacing": [float(v) for v in spacing] if spacing else None,
-        "values_scale": None if colour else rendering.values_scale(ds),
+        "values_scale": None if colour else rendering.values_scale(ds, frame),
     }
 
 

@@ -292,10 +292,12 @@ def instance_image(request: HttpRequest, pk: int, instance: str, ext: str) -> Ht
 @require_GET
 @require_role(*VIEWERS)
 def instance_info(request: HttpRequest, pk: int, instance: str) -> JsonResponse | HttpResponse:
-    """What the viewer needs to know of one image: size, modality, units ("HU" for CT), its own window."""
+    """What the viewer needs to know of one image (?f= a frame of a multi-frame instance): size,
+    modality, units ("HU" for CT), its own window."""
     series = _series(pk)
     try:
-        info = images.instance_info(_instance_of(series, instance))
+        frame, _frames = _frame_of(request, series, _instance_of(series, instance))
+        info = images.instance_info(instance, frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)
     response = JsonResponse(info)

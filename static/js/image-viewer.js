@@ -67,21 +67,24 @@
 
   // --- what the image's info says ---------------------------------------------------------------
 
+  // Each frame's own: an enhanced image's rescale and window may differ from frame to frame.
   function loadInfo(i) {
-    const id = images[i][0];
-    if (!infos.has(id)) {
+    const [id, frame] = images[i];
+    const key = `${id}/${frame}`;
+    if (!infos.has(key)) {
+      const address = instanceUrl(id, "info.json") + (frame ? `?f=${frame}` : "");
       infos.set(
-        id,
-        fetch(instanceUrl(id, "info.json"), { credentials: "same-origin" }).then((response) => {
+        key,
+        fetch(address, { credentials: "same-origin" }).then((response) => {
           if (!response.ok) {
-            infos.delete(id);
+            infos.delete(key);
             return response.text().then((text) => Promise.reject(new Error(text)));
           }
           return response.json();
         }),
       );
     }
-    return infos.get(id);
+    return infos.get(key);
   }
 
   // The image's own window (the file's first, else its value range): [width, level], null for colour.

@@ -210,3 +210,30 @@ def test_an_order_a_rule_refuses_to_complete_keeps_its_study_and_the_follower_go
     assert (study.state, study.order) == (StudyState.MATCHED, order)
     order.refresh_from_db()
     assert order.status == OrderStatus.SCHEDULED
+
+
+def test_a_study_stable_again_is_never_recorded_stable_earlier():
+    # Orthanc dates its changes in whole seconds; the first record may have taken this clock's time,
+    # to the microsecond, a fraction of a second after the second the PACS gives the next time.
+    from datetime import UTC, datetime
+
+    from pacs_link.follow import StudyRead, record_study
+
+    read = StudyRead(
+        orthanc_id="0f1e2d3c-aaaaaaaa-bbbbbbbb-cccccccc-dddddddd",
+        uid="1.2.826.0.1.3680043.99.4000",
+        accession_number="26120400001",
+        patient_id="HN0001",
+        patient_name="",
+        study_date=None,
+        description="",
+        first_received=None,
+        last_received=None,
+    )
+    first = record_study(read, stable_at=datetime(2026, 12, 4, 7, 41, 1, 700000, tzinfo=UTC))
+    again = record_study(read, stable_at=datetime(2026, 12, 4, 7, 41, 1, tzinfo=UTC))
+
+    assert again.pk == first.pk
+    assert again.stable_at == datetime(2026, 12, 4, 7, 41, 1, 700000, tzinfo=UTC)
+    later = record_study(read, stable_at=datetime(2026, 12, 4, 7, 45, tzinfo=UTC))
+    assert later.stable_at == datetime(2026, 12, 4, 7, 45, tzinfo=UTC)

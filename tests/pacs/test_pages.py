@@ -627,6 +627,9 @@ def test_each_frame_renders_and_reads_its_own_pixels(desk, multiframe_series):
     grids = [desk.get(values, {"f": str(f)}).content for f in (0, 1)]
     assert len(grids[0]) == len(grids[1]) == 128 * 128 * 2 and grids[0] != grids[1]
 
+    info = reverse("pacs_link:instance_info", args=[series.pk, series.multi])
+    assert desk.get(info, {"f": "2"}).json()["rows"] == 128 and desk.get(info).json()["frames"] == 3
+
     download = desk.get(png, {"f": "2", "download": "1"})
     assert download["Content-Disposition"] == 'attachment; filename="26120300200-s1-1f3.png"'
 
@@ -634,7 +637,7 @@ def test_each_frame_renders_and_reads_its_own_pixels(desk, multiframe_series):
 @pytest.mark.parametrize("frame", ["3", "-1", "x", "1.0"])
 def test_a_frame_the_image_does_not_have_is_404(desk, multiframe_series, frame):
     series = multiframe_series
-    for view in ("instance_png", "instance_values"):
+    for view in ("instance_png", "instance_values", "instance_info"):
         assert (
             desk.get(reverse(f"pacs_link:{view}", args=[series.pk, series.multi]), {"f": frame}).status_code
             == 404
