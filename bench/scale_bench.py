@@ -517,7 +517,8 @@ median (DICOM and reconcile: on the total time). Data sets: {counts}. Databases:
   hospital: 1,826 days), 88.9% completed (with arrival, start and completion times), 3% no-shows, 8%
   cancelled, 0.1% left arrived or in progress, each with a
   worklist entry (no file, removed and synced after the exam); 18,607 scheduled over the 30 days from
-  tomorrow, 15-minute exams on the grid, no entries. History tables (simple_history) are empty.
+  tomorrow, 15-minute exams on the grid, no entries; 2,000 requested (the To-schedule list, up to 90
+  days old), no entries. Times stamped to the microsecond. History tables (simple_history) are empty.
   Each size is measured on its own copy (`CREATE DATABASE ... TEMPLATE`), migrated to the checkout.
 - **Screens**: in-process through Django's test client logged in as the superuser `bench`
   (`bench/stages.py scale_http`): one or two warm-up requests, then up to 25 timed ones (at least 3,
