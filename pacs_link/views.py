@@ -160,15 +160,9 @@ def _pacs_problem(error: PacsUnavailable) -> HttpResponse:
     return response
 
 
-def _instance_of(series: Series, instance: str) -> str:
-    """`instance` when it is one of `series`' instances in the PACS; else 404."""
-    if instance not in selectors.series_instance_ids(series=series):
-        raise Http404(_("This series has no such image."))
-    return instance
-
-
 def _frame_of(request: HttpRequest, series: Series, instance: str) -> tuple[int, int]:
-    """(?f=, the instance's frame count): a frame of `instance` (from 0; 0 when not given), else 404."""
+    """(?f=, the frame count) of `instance`, one of `series`' instances in the PACS, else 404; the
+    frame from 0, 0 when not given, else 404 when the instance has no such frame."""
     frames = dict(selectors.series_instances(series=series)).get(instance)
     if frames is None:
         raise Http404(_("This series has no such image."))
@@ -271,7 +265,7 @@ def instance_image(request: HttpRequest, pk: int, instance: str, ext: str) -> Ht
         )
     series = _series(pk)
     try:
-        frame, frames = _frame_of(request, series, _instance_of(series, instance))
+        frame, frames = _frame_of(request, series, instance)
         data = images.rendered(instance, width=width, level=level, fmt=fmt, frame=frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)
@@ -296,7 +290,7 @@ def instance_info(request: HttpRequest, pk: int, instance: str) -> JsonResponse 
     modality, units ("HU" for CT), its own window."""
     series = _series(pk)
     try:
-        frame, _frames = _frame_of(request, series, _instance_of(series, instance))
+        frame, _frames = _frame_of(request, series, instance)
         info = images.instance_info(instance, frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)
@@ -313,7 +307,7 @@ def instance_values(request: HttpRequest, pk: int, instance: str) -> HttpRespons
     one step is worth info.json's values_scale. A colour image has no such values: 404."""
     series = _series(pk)
     try:
-        frame, _frames = _frame_of(request, series, _instance_of(series, instance))
+        frame, _frames = _frame_of(request, series, instance)
         rows, columns, data = images.values_int16(instance, frame)
     except PacsUnavailable as error:
         return _pacs_problem(error)

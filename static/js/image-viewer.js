@@ -64,18 +64,22 @@
   const frameOf = (i) => (images[i][1] ? { f: String(images[i][1]) } : {});
   const imageUrl = (i, ext = "png", extra = {}) =>
     instanceUrl(images[i][0], `image.${ext}`) + windowQuery({ ...frameOf(i), ...extra });
+  // The address of image i's info.json or values, and the key it is kept under.
+  const frameUrl = (i, path) => {
+    const query = new URLSearchParams(frameOf(i)).toString();
+    return instanceUrl(images[i][0], path) + (query ? `?${query}` : "");
+  };
+  const keyOf = (i) => images[i].join("/");
 
   // --- what the image's info says ---------------------------------------------------------------
 
   // Each frame's own: an enhanced image's rescale and window may differ from frame to frame.
   function loadInfo(i) {
-    const [id, frame] = images[i];
-    const key = `${id}/${frame}`;
+    const key = keyOf(i);
     if (!infos.has(key)) {
-      const address = instanceUrl(id, "info.json") + (frame ? `?f=${frame}` : "");
       infos.set(
         key,
-        fetch(address, { credentials: "same-origin" }).then((response) => {
+        fetch(frameUrl(i, "info.json"), { credentials: "same-origin" }).then((response) => {
           if (!response.ok) {
             infos.delete(key);
             return response.text().then((text) => Promise.reject(new Error(text)));
@@ -305,11 +309,9 @@
   // --- the value under the pointer --------------------------------------------------------------
 
   function loadValues(i) {
-    const [id, frame] = images[i];
-    const key = `${id}/${frame}`;
+    const key = keyOf(i);
     if (!values.has(key)) {
-      const address = instanceUrl(id, "values") + (frame ? `?f=${frame}` : "");
-      const loaded = fetch(address, { credentials: "same-origin" }).then((response) => {
+      const loaded = fetch(frameUrl(i, "values"), { credentials: "same-origin" }).then((response) => {
         if (!response.ok) {
           values.delete(key);
           return Promise.reject(new Error(response.statusText));
